@@ -1,0 +1,96 @@
+"""The inference engine on the shipped model, over real cells of patients it never saw in training."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.cells import cells_of_test_patients
+from worker.engine import PARASITIZED, UNINFECTED, CellClassification, CellClassifier, CellFailure, get_classifier
+from worker.model_card import load_model_card
+
+
+def as_png(path) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def test_cells():
+    return cells_of_test_patients(400)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return get_classifier()
+
+
+def test_engine_is_accurate_on_unseen_patients(classifier, test_cells):
+    results = classifier.classify([as_png(cell.path) for cell in test_cells])
+    assert all(isinstance(r, CellClassification) for r in results)
+    correct = [(r.label == PARASITIZED) == bool(cell.label) for r, cell in zip(results, test_cells, strict=True)]
+    assert np.mean(correct) >= 0.9, "far above the 50% of chance on balanced cells"
+    assert {r.label for r in results} == {PARASITIZED, UNINFECTED}
+    card = load_model_card()
+    for r in results:
+        assert 0.0 <= r.probability <= 1.0
+        assert r.label == (PARASITIZED if r.probability >= card.threshold else UNINFECTED)
+        assert r.uncertain == (card.uncertain_band[0] <= r.probability <= card.uncertain_band[1])
+        assert r.model_version == card.version
+
+
+def test_batching_gives_the_same_probabilities_as_one_by_one(test_cells):
+    images = [as_png(cell.path) for cell in test_cells[:40]]
+    card = load_model_card()
+    batched = CellClassifier(card, batch_size=16).classify(images)
+    one_by_one = [CellClassifier(card, batch_size=1).classify([image])[0] for image in images[:10]]
+    whole = CellClassifier(card, batch_size=256).classify(images)
+    np.testing.assert_allclose(
+        [r.probability for r in batched[:10]], [r.probability for r in one_by_one], rtol=0, atol=1e-5
+    )
+    np.testing.assert_allclose([r.probability for r in batched], [r.probability for r in whole], rtol=0, atol=1e-5)
+
+
+def test_a_broken_image_fails_alone(classifier, test_cells):
+    good = as_png(test_cells[0].path)
+    results = classifier.classify([good, b"not an image", good[:100], good])
+    assert isinstance(results[0], CellClassification)
+    assert isinstance(results[1], CellFailure) and "not a readable image" in results[1].error
+    assert isinstance(results[2], CellFailure)
+    assert results[3] == results[0]
+
+
+def test_empty_batch(classifier):
+    assert classifier.classify([]) == []
+
+
+def test_evaluate_command_agrees_with_the_engine(classifier, test_cells, tmp_path):
+    """The evaluate command on a folder of PNGs without a manifest reports what the engine says."""
+    data = tmp_path / "cells"
+    for cell in test_cells[:200]:
+        folder = data / ("Parasitized" if cell.label else "Uninfected")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / cell.path.with_suffix(".png").name).write_bytes(as_png(cell.path))
+    from worker.training import main
+
+    out = tmp_path / "evaluation"
+    import contextlib
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(["evaluate", "--data", str(data), "--out", str(out)])
+    metrics = json.loads(printed.getvalue().strip().splitlines()[-1])
+    results = classifier.classify([as_png(cell.path) for cell in test_cells[:200]])
+    labels = np.array([cell.label for cell in test_cells[:200]])
+    predicted = np.array([r.label == PARASITIZED for r in results])
+    assert metrics["n"] == 200
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == labels))
+    assert metrics["sensitivity"] == pytest.approx(predicted[labels == 1].mean())
+    assert metrics["specificity"] == pytest.approx(1 - predicted[labels == 0].mean())
+    for key in ("precision", "f1", "auc", "ece", "threshold", "uncertain_fraction", "model_version"):
+        assert key in metrics
+    for name in ("classification_report.txt", "roc.png", "confusion_matrix.png", "reliability.png"):
+        assert (out / name).stat().st_size > 0

@@ -1,0 +1,116 @@
+"""Turning logits into calibrated probabilities, a decision threshold and an "uncertain" band.
+
+All three are fitted on validation patients only and stored in the model card. Pure NumPy/SciPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import expit
+
+# The band around the threshold is widened until the cells outside it are classified at least this
+# accurately on validation, but never so far that more than MAX_UNCERTAIN of the cells fall inside.
+TARGET_CONFIDENT_ACCURACY = 0.995
+MAX_UNCERTAIN = 0.08
+
+
+def calibrated_probability(logits: np.ndarray, temperature: float) -> np.ndarray:
+    return expit(np.asarray(logits, dtype=np.float64) / temperature)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): the T minimising validation negative log-likelihood."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        # log(1 + e^z) - y z, computed stably
+        return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+
+    result = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(result.x))
+
+
+def choose_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The probability threshold maximising balanced accuracy (sensitivity + specificity) / 2."""
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels).astype(bool)
+    candidates = np.unique(np.concatenate([[0.5], probabilities]))
+    best, best_score = 0.5, -1.0
+    positives, negatives = max(labels.sum(), 1), max((~labels).sum(), 1)
+    for threshold in candidates:
+        predicted = probabilities >= threshold
+        score = (predicted & labels).sum() / positives + (~predicted & ~labels).sum() / negatives
+        # Ties go to the threshold nearest 0.5, which keeps the calibrated meaning simple.
+        if score > best_score + 1e-12 or (abs(score - best_score) <= 1e-12 and abs(threshold - 0.5) < abs(best - 0.5)):
+            best, best_score = float(threshold), score
+    return best
+
+
+def choose_uncertain_band(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Narrowest band [low, high] around the threshold that leaves the confident cells accurate enough."""
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels).astype(bool)
+    correct = (probabilities >= threshold) == labels
+    distance = np.abs(probabilities - threshold)
+    chosen = 0.0
+    for width in np.linspace(0.0, 0.5, 501):
+        outside = distance > width
+        if outside.mean() < 1.0 - MAX_UNCERTAIN:
+            break
+        chosen = float(width)
+        if correct[outside].mean() >= TARGET_CONFIDENT_ACCURACY:
+            break
+    return max(0.0, threshold - chosen), min(1.0, threshold + chosen)
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the Parasitized probability over equal-width bins."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            total += members.mean() * abs(probabilities[members].mean() - labels[members].mean())
+    return float(total)
+
+
+def cell_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float, band: tuple[float, float]) -> dict:
+    """The figures we report for a set of cells (labels: 1 = Parasitized)."""
+    from sklearn.metrics import roc_auc_score
+
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    predicted = probabilities >= threshold
+    tp = int((predicted & labels).sum())
+    tn = int((~predicted & ~labels).sum())
+    fp = int((predicted & ~labels).sum())
+    fn = int((~predicted & labels).sum())
+    n = len(labels)
+
+    def ratio(a: int, b: int) -> float:
+        return float(a / b) if b else float("nan")
+
+    precision, sensitivity = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    uncertain = (probabilities >= band[0]) & (probabilities <= band[1])
+    return {
+        "n": n,
+        "accuracy": ratio(tp + tn, n),
+        "sensitivity": sensitivity,
+        "specificity": ratio(tn, tn + fp),
+        "precision": precision,
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "auc": float(roc_auc_score(labels, probabilities)) if 0 < labels.sum() < n else float("nan"),
+        "ece": expected_calibration_error(probabilities, labels),
+        "tp": tp,
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
+        "uncertain_fraction": float(uncertain.mean()),
+        "confident_accuracy": ratio(int(((predicted == labels) & ~uncertain).sum()), int((~uncertain).sum())),
+    }

@@ -1,0 +1,141 @@
+"""The inference engine: encoded cell images in, calibrated classifications out.
+
+Pure: no ORM, no Celery. One engine per process, created on first use (in a Celery worker that is after
+the fork). It runs the card's LiteRT model, decodes and preprocesses on a small thread pool (Pillow
+releases the GIL while decoding) and classifies in fixed-size batches.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from worker.calibration import calibrated_probability
+from worker.model_card import DEFAULT_MODEL_DIR, ModelCard, ModelFileError, load_model_card
+from worker.preprocessing import CellImageError, prepare_cell
+
+PARASITIZED, UNINFECTED = "parasitized", "uninfected"
+DEFAULT_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class CellClassification:
+    probability: float  # calibrated probability that the cell is Parasitized
+    label: str  # PARASITIZED or UNINFECTED
+    uncertain: bool  # inside the card's uncertain band: a human should look
+    model_version: str
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    error: str  # why this one image could not be classified
+
+
+class CellClassifier:
+    def __init__(self, card: ModelCard, *, batch_size: int = DEFAULT_BATCH_SIZE, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.card = card
+        self.batch_size = batch_size
+        self.threads = threads or min(os.cpu_count() or 1, 4)
+        tflite = card.file("tflite")
+        try:
+            self._interpreter = Interpreter(model_path=str(tflite), num_threads=self.threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(tflite, f"LiteRT cannot load the model ({exc})") from exc
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        size = card.input_size
+        if len(inputs) != 1 or tuple(inputs[0]["shape"][1:]) != (size, size, 3):
+            raise ModelFileError(
+                tflite, f"model input {inputs[0]['shape'].tolist()} does not match the card's {size}px"
+            )
+        self._input = inputs[0]["index"]
+        # Outputs are told apart by rank: the logit is (batch, 1), the activation map (batch, h, w, 1).
+        by_rank = {len(o["shape"]): o["index"] for o in outputs}
+        if set(by_rank) != {2, 4}:
+            raise ModelFileError(tflite, "model must output a logit and an activation map")
+        self._logit, self._cam = by_rank[2], by_rank[4]
+        self._batch_in_place = 0
+        self._lock = threading.Lock()  # one interpreter: one invocation at a time
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="cell-decode")
+
+    # -- arrays --------------------------------------------------------------------------------------
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if self._batch_in_place != len(batch):
+                self._interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
+                self._interpreter.allocate_tensors()
+                self._batch_in_place = len(batch)
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._logit)[:, 0].copy(), self._interpreter.get_tensor(self._cam)[
+                ..., 0
+            ].copy()
+
+    def logits(self, arrays: np.ndarray) -> np.ndarray:
+        """Raw logits for preprocessed arrays (n, size, size, 3), batched."""
+        arrays = np.ascontiguousarray(arrays, dtype=np.float32)
+        return np.concatenate(
+            [self._run(arrays[i : i + self.batch_size])[0] for i in range(0, len(arrays), self.batch_size)]
+            or [np.zeros(0, np.float32)]
+        )
+
+    def activation_map(self, array: np.ndarray) -> tuple[float, np.ndarray]:
+        """(logit, class activation map) for one preprocessed cell."""
+        logits, maps = self._run(np.ascontiguousarray(array[None], dtype=np.float32))
+        return float(logits[0]), maps[0]
+
+    def probabilities(self, arrays: np.ndarray) -> np.ndarray:
+        return calibrated_probability(self.logits(arrays), self.card.temperature)
+
+    def verdict(self, probability: float) -> CellClassification:
+        low, high = self.card.uncertain_band
+        return CellClassification(
+            probability=float(probability),
+            label=PARASITIZED if probability >= self.card.threshold else UNINFECTED,
+            uncertain=bool(low <= probability <= high),
+            model_version=self.card.version,
+        )
+
+    # -- encoded images ------------------------------------------------------------------------------
+    def _prepare(self, data: bytes) -> np.ndarray | CellFailure:
+        try:
+            return prepare_cell(data, self.card.input_size)
+        except CellImageError as exc:
+            return CellFailure(error=str(exc))
+
+    def classify(self, images: Sequence[bytes]) -> list[CellClassification | CellFailure]:
+        """Classify encoded images; a bad image becomes a CellFailure without affecting the others."""
+        results: list[CellClassification | CellFailure | None] = [None] * len(images)
+        for start in range(0, len(images), self.batch_size):
+            chunk = list(self._pool.map(self._prepare, images[start : start + self.batch_size]))
+            good = [i for i, item in enumerate(chunk) if isinstance(item, np.ndarray)]
+            for i, item in enumerate(chunk):
+                if isinstance(item, CellFailure):
+                    results[start + i] = item
+            if good:
+                probabilities = self.probabilities(np.stack([chunk[i] for i in good]))
+                for i, probability in zip(good, probabilities, strict=True):
+                    results[start + i] = self.verdict(probability)
+        return results  # type: ignore[return-value]
+
+
+_engine: CellClassifier | None = None
+_engine_lock = threading.Lock()
+
+
+def get_classifier(model_dir: str | Path | None = None) -> CellClassifier:
+    """This process's engine, loaded once (MALARIA_MODEL_DIR or the shipped model)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            directory = model_dir or os.environ.get("MALARIA_MODEL_DIR") or DEFAULT_MODEL_DIR
+            _engine = CellClassifier(load_model_card(directory))
+        return _engine

@@ -1,0 +1,94 @@
+"""The one preprocessing function shared by training and serving.
+
+A cell crop of any size and mode becomes a float32 array of shape (size, size, 3) in [0, 1]: the cell is
+padded to a square with black (the background of a cropped cell) so its shape is kept, then resized.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+
+# Bump when the function below changes what it returns: the model card records it, and a model trained
+# with another version refuses to load.
+PREPROCESSING_VERSION = "pad-square-black/bilinear/rgb01/v1"
+
+# A single red blood cell is a few hundred pixels across at most; anything much larger is not a cell
+# crop and, past this, possibly a decompression bomb.
+MAX_PIXELS = 4096 * 4096
+
+
+class CellImageError(ValueError):
+    """The input is not a usable cell image (corrupt, not an image, empty or too large)."""
+
+
+def open_cell_image(data: bytes | Image.Image) -> Image.Image:
+    """Decode bytes into a fully loaded PIL image, raising CellImageError for anything unusable."""
+    if isinstance(data, Image.Image):
+        image = data
+    else:
+        if not data:
+            raise CellImageError("empty file")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+                if image.width * image.height > MAX_PIXELS:
+                    raise CellImageError(f"image is {image.width}x{image.height} pixels, more than a cell crop can be")
+                image.load()
+        except CellImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise CellImageError(f"decompression bomb: {exc}") from exc
+        except Exception as exc:  # Pillow raises many types for corrupt data
+            raise CellImageError(f"not a readable image: {exc}") from exc
+    if image.width < 1 or image.height < 1:
+        raise CellImageError("image has no pixels")
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparency becomes the black cell background."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16/32-bit greyscale: rescale to 8 bits by its own range rather than clipping to white.
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        return Image.alpha_composite(background, image).convert("RGB")
+    return image.convert("RGB")
+
+
+def pad_to_square(image: Image.Image) -> Image.Image:
+    if image.width == image.height:
+        return image
+    side = max(image.width, image.height)
+    square = Image.new("RGB", (side, side), (0, 0, 0))
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return square
+
+
+def prepare_cell(data: bytes | Image.Image, size: int) -> np.ndarray:
+    """Bytes or a PIL image in; a (size, size, 3) float32 array in [0, 1] out."""
+    image = pad_to_square(to_rgb(open_cell_image(data)))
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
+
+
+def prepare_cell_uint8(data: bytes | Image.Image, size: int) -> np.ndarray:
+    """Like prepare_cell but uint8, for compact caches; divide by 255 to get prepare_cell's output."""
+    image = pad_to_square(to_rgb(open_cell_image(data)))
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(image, dtype=np.uint8)
