@@ -1,0 +1,125 @@
+"""Firebase ID tokens: verifying them, and refusing the emulator's unsigned tokens outside development.
+
+Signature, expiry, issuer and audience are checked by firebase-admin. Revocation and disabled accounts
+need a round trip to Firebase, so the answer is cached per user for FIREBASE_REVOCATION_CHECK_SECONDS
+(default 5 minutes): a revoked or disabled user is locked out within that time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import firebase_admin
+import google.auth.exceptions
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from firebase_admin import auth, credentials
+
+APP_NAME = "malaria-detect"
+
+
+class TokenRejected(Exception):
+    """The token is not acceptable: the caller is not signed in (HTTP 401)."""
+
+
+class AuthServiceUnavailable(Exception):
+    """Firebase (its certificates or user records) could not be reached: try again later (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class FirebaseIdentity:
+    uid: str
+    email: str
+    issued_at: int
+
+
+def emulator_host() -> str:
+    return os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", "") or settings.FIREBASE_AUTH_EMULATOR_HOST
+
+
+def refuse_emulator_outside_development() -> None:
+    """The emulator's tokens are unsigned: accepting them in production would let anyone sign in as anyone."""
+    host = emulator_host()
+    if not host:
+        return
+    if not (settings.DEBUG or settings.TESTING):
+        raise ImproperlyConfigured(
+            "FIREBASE_AUTH_EMULATOR_HOST is set but DJANGO_DEBUG is off: the Auth emulator's unsigned tokens "
+            "are only accepted in development and tests. Unset it in production."
+        )
+    if not settings.FIREBASE_PROJECT_ID.startswith("demo-"):
+        raise ImproperlyConfigured(
+            f"FIREBASE_AUTH_EMULATOR_HOST is set but FIREBASE_PROJECT_ID {settings.FIREBASE_PROJECT_ID!r} is not a "
+            "demo- project: the emulator may only stand in for a demo project."
+        )
+    # firebase-admin reads the variable from the environment itself.
+    os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = host
+
+
+def firebase_app() -> firebase_admin.App:
+    try:
+        return firebase_admin.get_app(APP_NAME)
+    except ValueError:
+        pass
+    refuse_emulator_outside_development()
+    if settings.FIREBASE_CREDENTIALS_FILE:
+        credential = credentials.Certificate(settings.FIREBASE_CREDENTIALS_FILE)
+    else:
+        # Looked up lazily; with the emulator, firebase-admin uses its own emulator credentials instead.
+        credential = credentials.ApplicationDefault()
+    app = firebase_admin.initialize_app(credential, {"projectId": settings.FIREBASE_PROJECT_ID}, name=APP_NAME)
+    try:
+        auth._get_client(app)  # noqa: SLF001 (loads the credential now, so a missing one is a clear error)
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        firebase_admin.delete_app(app)
+        raise ImproperlyConfigured(
+            "No Firebase credentials: set FIREBASE_CREDENTIALS_FILE to a service-account JSON file (or provide "
+            "Google application default credentials), or FIREBASE_AUTH_EMULATOR_HOST in development."
+        ) from exc
+    return app
+
+
+def verify_id_token(token: str) -> FirebaseIdentity:
+    """Check a Firebase ID token; raise TokenRejected or AuthServiceUnavailable."""
+    app = firebase_app()
+    try:
+        claims = auth.verify_id_token(token, app=app, check_revoked=False, clock_skew_seconds=10)
+    except auth.ExpiredIdTokenError as exc:
+        raise TokenRejected("The sign-in token has expired: sign in again.") from exc
+    except auth.CertificateFetchError as exc:
+        raise AuthServiceUnavailable("The sign-in service cannot be reached; try again shortly.") from exc
+    except (auth.InvalidIdTokenError, ValueError) as exc:
+        raise TokenRejected(f"The sign-in token is not valid: {exc}") from exc
+    email = (claims.get("email") or "").strip().lower()
+    if not email:
+        raise TokenRejected("The sign-in token carries no email address.")
+    if not claims.get("email_verified", False):
+        # Lab membership is granted by email, so an unverified address must not be trusted.
+        raise TokenRejected("The email address of this account is not verified.")
+    identity = FirebaseIdentity(uid=claims["uid"], email=email, issued_at=int(claims["iat"]))
+    ensure_not_revoked(identity, app)
+    return identity
+
+
+def ensure_not_revoked(identity: FirebaseIdentity, app: firebase_admin.App) -> None:
+    key = f"firebase-user-state:{identity.uid}"
+    state = cache.get(key)
+    if state is None:
+        try:
+            record = auth.get_user(identity.uid, app=app)
+        except auth.UserNotFoundError as exc:
+            raise TokenRejected("This account no longer exists.") from exc
+        except (firebase_admin.exceptions.UnavailableError, firebase_admin.exceptions.UnknownError) as exc:
+            raise AuthServiceUnavailable("The sign-in service cannot be reached; try again shortly.") from exc
+        except firebase_admin.exceptions.FirebaseError as exc:
+            if exc.http_response is None:  # a transport failure, not an answer
+                raise AuthServiceUnavailable("The sign-in service cannot be reached; try again shortly.") from exc
+            raise
+        state = {"disabled": record.disabled, "valid_after_ms": record.tokens_valid_after_timestamp or 0}
+        cache.set(key, state, settings.FIREBASE_REVOCATION_CHECK_SECONDS)
+    if state["disabled"]:
+        raise TokenRejected("This account is disabled.")
+    if identity.issued_at * 1000 < state["valid_after_ms"]:
+        raise TokenRejected("The sign-in token has been revoked: sign in again.")

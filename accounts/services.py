@@ -1,0 +1,66 @@
+"""Writes about users, labs and roles."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from accounts.audit import audit_record
+from accounts.firebase import FirebaseIdentity
+from accounts.models import Lab, Membership, Role, User
+
+
+def user_sign_in(*, identity: FirebaseIdentity) -> User:
+    """The user for a verified token, created on first sign-in; the email follows Firebase's."""
+    user = User.objects.filter(firebase_uid=identity.uid).first()
+    if user is None:
+        # A user added by an administrator before first sign-in is matched by email.
+        user = User.objects.filter(email__iexact=identity.email, firebase_uid__isnull=True).first()
+    if user is None:
+        try:
+            with transaction.atomic():
+                return User.objects.create(username=identity.uid[:150], firebase_uid=identity.uid, email=identity.email)
+        except IntegrityError:  # two first requests at once
+            return User.objects.get(firebase_uid=identity.uid)
+    changed = []
+    if user.firebase_uid != identity.uid:
+        user.firebase_uid, changed = identity.uid, [*changed, "firebase_uid"]
+    if user.email != identity.email:
+        user.email, changed = identity.email, [*changed, "email"]
+    if changed:
+        user.save(update_fields=changed)
+    return user
+
+
+def lab_create(*, name: str, actor: User | None = None) -> Lab:
+    name = name.strip()
+    if not name:
+        raise ValueError("a lab needs a name")
+    lab = Lab.objects.create(name=name)
+    audit_record(action="lab.create", target=lab, actor=actor, lab=lab, detail={"name": name})
+    return lab
+
+
+def membership_set(*, lab: Lab, email: str, role: str, actor: User | None = None) -> Membership:
+    """Give the person with this email a role in a lab (one lab per person)."""
+    email = email.strip().lower()
+    if role not in Role.values:
+        raise ValueError(f"role must be one of {', '.join(Role.values)}")
+    with transaction.atomic():
+        existing = Membership.objects.select_for_update().filter(email__iexact=email).first()
+        if existing and existing.lab_id != lab.id:
+            raise ValueError(f"{email} is already a member of {existing.lab.name}")
+        previous = existing.role if existing else None
+        if existing:
+            existing.role = role
+            existing.save(update_fields=["role"])
+            membership = existing
+        else:
+            membership = Membership.objects.create(lab=lab, email=email, role=role)
+        audit_record(
+            action="membership.role_change",
+            target=membership,
+            actor=actor,
+            lab=lab,
+            detail={"email": email, "from": previous, "to": role},
+        )
+    return membership

@@ -1,0 +1,287 @@
+"""REST API v1: thin views. Validate, call one service or selector, serialize."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers as drf_serializers
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsReviewer
+from diagnostics import exports, selectors, services
+from diagnostics.api_errors import PayloadTooLarge
+from diagnostics.models import CellImageStatus, Result, SampleStatus
+from diagnostics.serializers import (
+    CellImageSerializer,
+    PatientSerializer,
+    ReviewCreateSerializer,
+    ReviewSerializer,
+    SampleCreateSerializer,
+    SampleDetailSerializer,
+    SampleSerializer,
+    UploadResultSerializer,
+)
+from diagnostics.uploads import UploadLimits, validate_upload
+
+
+class Pages(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class MeApi(APIView):
+    def get(self, request):
+        membership = request.membership
+        return Response(
+            {
+                "email": request.user.email,
+                "role": membership.role,
+                "lab": {"id": membership.lab_id, "name": membership.lab.name},
+            }
+        )
+
+
+class PatientListApi(GenericAPIView):
+    serializer_class = PatientSerializer
+    pagination_class = Pages
+
+    @extend_schema(parameters=[OpenApiParameter("search", str, description="Part of the identifier or name")])
+    def get(self, request):
+        patients = selectors.patients_for(request.membership, search=request.query_params.get("search", "").strip())
+        page = self.paginate_queryset(patients)
+        return self.get_paginated_response(PatientSerializer(page, many=True).data)
+
+    def post(self, request):
+        serializer = PatientSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patient = services.patient_create(membership=request.membership, request=request, **serializer.validated_data)
+        return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
+
+
+class PatientDetailApi(GenericAPIView):
+    serializer_class = PatientSerializer
+
+    def get(self, request, patient_id: int):
+        return Response(PatientSerializer(selectors.patient_get(request.membership, patient_id)).data)
+
+    def patch(self, request, patient_id: int):
+        patient = selectors.patient_get(request.membership, patient_id)
+        serializer = PatientSerializer(patient, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        patient = services.patient_update(
+            patient=patient, membership=request.membership, request=request, **serializer.validated_data
+        )
+        return Response(PatientSerializer(patient).data)
+
+
+class PatientSamplesApi(GenericAPIView):
+    serializer_class = SampleSerializer
+    pagination_class = Pages
+
+    def get(self, request, patient_id: int):
+        patient = selectors.patient_get(request.membership, patient_id)
+        page = self.paginate_queryset(selectors.samples_for(request.membership, patient_id=patient.pk))
+        return self.get_paginated_response(SampleSerializer(page, many=True).data)
+
+
+class SampleFilters(drf_serializers.Serializer):
+    patient = drf_serializers.IntegerField(required=False)
+    status = drf_serializers.ChoiceField(choices=SampleStatus.choices, required=False)
+    result = drf_serializers.ChoiceField(choices=Result.choices, required=False)
+    collected_from = drf_serializers.DateField(required=False)
+    collected_to = drf_serializers.DateField(required=False)
+
+
+class SampleListApi(GenericAPIView):
+    serializer_class = SampleSerializer
+    pagination_class = Pages
+
+    @extend_schema(parameters=[SampleFilters])
+    def get(self, request):
+        filters = SampleFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = dict(filters.validated_data)
+        samples = selectors.samples_for(request.membership, patient_id=values.pop("patient", None), **values)
+        page = self.paginate_queryset(samples)
+        return self.get_paginated_response(SampleSerializer(page, many=True).data)
+
+    @extend_schema(request=SampleCreateSerializer, responses={201: SampleDetailSerializer})
+    def post(self, request):
+        serializer = SampleCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            patient = selectors.patient_get(request.membership, data["patient"])
+        except Exception as exc:
+            raise ValidationError({"patient": ["No such patient in your lab."]}) from exc
+        sample = services.sample_create(
+            patient=patient,
+            membership=request.membership,
+            collected_at=data.get("collected_at"),
+            notes=data.get("notes", ""),
+            request=request,
+        )
+        return Response(SampleDetailSerializer(sample).data, status=status.HTTP_201_CREATED)
+
+
+class SampleDetailApi(GenericAPIView):
+    serializer_class = SampleDetailSerializer
+
+    def get(self, request, sample_id: int):
+        return Response(SampleDetailSerializer(selectors.sample_get(request.membership, sample_id)).data)
+
+
+def upload_limits() -> UploadLimits:
+    return UploadLimits(max_file_bytes=settings.UPLOAD_MAX_FILE_BYTES, max_files=settings.UPLOAD_MAX_FILES)
+
+
+class SampleImagesApi(GenericAPIView):
+    serializer_class = CellImageSerializer
+    pagination_class = Pages
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get(self, request, sample_id: int):
+        sample = selectors.sample_get(request.membership, sample_id)
+        page = self.paginate_queryset(selectors.cell_images_for(request.membership, sample=sample))
+        return self.get_paginated_response(CellImageSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "archive": {"type": "string", "format": "binary"},
+                },
+            }
+        },
+        responses={202: UploadResultSerializer, 400: UploadResultSerializer},
+    )
+    def post(self, request, sample_id: int):
+        sample = selectors.sample_get(request.membership, sample_id)
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_REQUEST_BYTES:
+            raise PayloadTooLarge(
+                f"The upload is over the {settings.UPLOAD_MAX_REQUEST_BYTES // (1024 * 1024)} MB limit per request: "
+                "send the cells in several requests."
+            )
+        limits = upload_limits()
+        files = [(f.name, read_bounded(f, limits.max_file_bytes)) for f in request.FILES.getlist("images")]
+        archive_file = request.FILES.get("archive")
+        archive = (
+            (archive_file.name, read_bounded(archive_file, settings.UPLOAD_MAX_REQUEST_BYTES)) if archive_file else None
+        )
+        if not files and archive is None:
+            raise ValidationError({"detail": "Send cell images in the field 'images' or a ZIP in the field 'archive'."})
+        cells, rejected = validate_upload(files, archive, limits)
+        outcome = services.cell_images_upload(
+            sample=sample, membership=request.membership, cells=cells, rejected=rejected, request=request
+        )
+        body = {
+            "accepted": [{"id": i.pk, "filename": i.original_filename, "status": i.status} for i in outcome.accepted],
+            "rejected": [{"filename": r.filename, "error": r.error} for r in outcome.rejected],
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED if outcome.accepted else status.HTTP_400_BAD_REQUEST)
+
+
+def read_bounded(uploaded, limit: int) -> bytes:
+    # One byte over the limit is enough for validation to say the file is too large.
+    return uploaded.read(limit + 1)
+
+
+class SampleReviewsApi(GenericAPIView):
+    permission_classes = [IsReviewer]
+    serializer_class = ReviewCreateSerializer
+
+    @extend_schema(request=ReviewCreateSerializer, responses={201: ReviewSerializer})
+    def post(self, request, sample_id: int):
+        sample = selectors.sample_get(request.membership, sample_id)
+        serializer = ReviewCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        images = {
+            image.pk: image
+            for image in selectors.cell_images_for(request.membership, sample=sample).filter(
+                pk__in=[cell["image"] for cell in data["cells"]]
+            )
+        }
+        missing = [cell["image"] for cell in data["cells"] if cell["image"] not in images]
+        if missing:
+            raise ValidationError({"cells": [f"Cell images not in this sample: {', '.join(map(str, missing))}."]})
+        review = services.review_create(
+            sample=sample,
+            membership=request.membership,
+            decision=data["decision"],
+            result=data.get("result"),
+            comment=data["comment"],
+            cells=[(images[cell["image"]], cell["label"]) for cell in data["cells"]],
+            request=request,
+        )
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class CellImageDetailApi(GenericAPIView):
+    serializer_class = CellImageSerializer
+
+    def get(self, request, image_id: int):
+        return Response(CellImageSerializer(selectors.cell_image_get(request.membership, image_id)).data)
+
+
+class CellImageFileApi(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request, image_id: int):
+        image = selectors.cell_image_get(request.membership, image_id)
+        response = FileResponse(
+            default_storage.open(image.file.name, "rb"), content_type=f"image/{image.format.lower()}"
+        )
+        response["Content-Disposition"] = f'inline; filename="cell-{image.pk}.{image.format.lower()}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class CellImageHeatmapApi(APIView):
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request, image_id: int):
+        from diagnostics.heatmaps import heatmap_png
+
+        image = selectors.cell_image_get(request.membership, image_id)
+        if image.status == CellImageStatus.FAILED:
+            raise ValidationError({"detail": f"This cell could not be classified: {image.error}"})
+        return HttpResponse(heatmap_png(image), content_type="image/png")
+
+
+class SamplesCsvApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("from", str, description="YYYY-MM-DD"), OpenApiParameter("to", str)],
+        responses={(200, "text/csv"): str},
+    )
+    def get(self, request):
+        dates = drf_serializers.DateField(required=False)
+        collected_from = (
+            dates.to_internal_value(request.query_params["from"]) if request.query_params.get("from") else None
+        )
+        collected_to = dates.to_internal_value(request.query_params["to"]) if request.query_params.get("to") else None
+        samples = selectors.samples_for(request.membership, collected_from=collected_from, collected_to=collected_to)
+        return exports.samples_csv_response(
+            samples=samples, filename="samples.csv", membership=request.membership, request=request
+        )
+
+
+class PatientHistoryCsvApi(APIView):
+    @extend_schema(responses={(200, "text/csv"): str})
+    def get(self, request, patient_id: int):
+        patient = selectors.patient_get(request.membership, patient_id)
+        samples = selectors.samples_for(request.membership, patient_id=patient.pk)
+        return exports.samples_csv_response(
+            samples=samples,
+            filename=f"patient-{patient.pk}-history.csv",
+            membership=request.membership,
+            request=request,
+        )

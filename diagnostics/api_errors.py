@@ -1,0 +1,25 @@
+"""API errors are JSON with a `detail` (or field errors) and the right status code."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from diagnostics.services import ServiceError
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request is too large."
+    default_code = "payload_too_large"
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        exc = exceptions.ValidationError({"detail": str(exc)})
+        response = drf_exception_handler(exc, context)
+        response.data = {"detail": str(response.data["detail"][0])}
+        return response
+    if isinstance(exc, PermissionError):
+        exc = exceptions.PermissionDenied(str(exc))
+    return drf_exception_handler(exc, context)

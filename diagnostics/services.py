@@ -1,0 +1,392 @@
+"""Writes: patients, samples, uploads, the worker's claims and predictions, reviews.
+
+Functions are named <noun>_<verb>, keyword-only. Each takes the acting user's membership where a person
+acts, and writes an audit event for what a lab would want to trace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import Membership
+from diagnostics.models import (
+    CellImage,
+    CellImageStatus,
+    CellRelabel,
+    Decision,
+    Label,
+    Patient,
+    Prediction,
+    Result,
+    Review,
+    Sample,
+    SampleStatus,
+)
+from diagnostics.results import CellTally, automatic_result, parasitemia
+from diagnostics.uploads import RejectedFile, ValidatedCell
+
+CLASSIFY_TASK = "worker.tasks.classify_cell_images"
+
+
+class ServiceError(ValueError):
+    """A request that breaks a rule of the lab's workflow; the message is shown to the user."""
+
+
+# -- patients and samples -------------------------------------------------------------------------------
+
+
+def patient_create(*, membership: Membership, request=None, **fields) -> Patient:
+    patient = Patient(lab=membership.lab, created_by=request.user if request else None, **fields)
+    try:
+        with transaction.atomic():
+            patient.save()
+            audit_record(
+                action="patient.create", target=patient, actor=_actor(request), lab=membership.lab, request=request
+            )
+    except IntegrityError as exc:
+        raise ServiceError(f"A patient with identifier {patient.identifier!r} already exists in this lab.") from exc
+    return patient
+
+
+def patient_update(*, patient: Patient, membership: Membership, request=None, **fields) -> Patient:
+    for name, value in fields.items():
+        setattr(patient, name, value)
+    try:
+        with transaction.atomic():
+            patient.save()
+            audit_record(
+                action="patient.update",
+                target=patient,
+                actor=_actor(request),
+                lab=membership.lab,
+                request=request,
+                detail={"fields": sorted(fields)},
+            )
+    except IntegrityError as exc:
+        raise ServiceError(f"A patient with identifier {patient.identifier!r} already exists in this lab.") from exc
+    return patient
+
+
+def sample_create(
+    *, patient: Patient, membership: Membership, collected_at: dt.date | None = None, notes: str = "", request=None
+) -> Sample:
+    if patient.lab_id != membership.lab_id:
+        raise ServiceError("This patient is not in your lab.")
+    with transaction.atomic():
+        sample = Sample.objects.create(
+            lab=membership.lab,
+            patient=patient,
+            collected_at=collected_at or timezone.localdate(),
+            notes=notes,
+            created_by=_actor(request),
+        )
+        audit_record(action="sample.create", target=sample, actor=_actor(request), lab=membership.lab, request=request)
+    return sample
+
+
+# -- uploads ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    accepted: list[CellImage]
+    rejected: list[RejectedFile]
+
+
+def cell_images_upload(
+    *,
+    sample: Sample,
+    membership: Membership,
+    cells: Sequence[ValidatedCell],
+    rejected: Sequence[RejectedFile],
+    request=None,
+) -> UploadOutcome:
+    """Store validated cells, queue them for classification once committed; duplicates are rejected."""
+    rejected = list(rejected)
+    existing = set(
+        CellImage.objects.filter(sample=sample, sha256__in=[c.sha256 for c in cells]).values_list("sha256", flat=True)
+    )
+    accepted: list[CellImage] = []
+    stored_names: list[str] = []
+    try:
+        with transaction.atomic():
+            Sample.objects.select_for_update().get(pk=sample.pk)
+            for cell in cells:
+                if cell.sha256 in existing:
+                    rejected.append(RejectedFile(cell.filename, "duplicate: this image is already in the sample"))
+                    continue
+                image = CellImage(
+                    sample=sample,
+                    original_filename=cell.filename,
+                    sha256=cell.sha256,
+                    width=cell.width,
+                    height=cell.height,
+                    format=cell.format,
+                    byte_size=len(cell.data),
+                    uploaded_by=_actor(request),
+                )
+                image.file.save(cell.filename, ContentFile(cell.data), save=False)
+                stored_names.append(image.file.name)
+                accepted.append(image)
+            CellImage.objects.bulk_create(accepted)
+            if accepted:
+                sample_refresh(sample_id=sample.pk)
+                audit_record(
+                    action="sample.upload",
+                    target=sample,
+                    actor=_actor(request),
+                    lab=membership.lab,
+                    request=request,
+                    detail={"accepted": len(accepted), "rejected": len(rejected)},
+                )
+                ids = [image.pk for image in accepted]
+                transaction.on_commit(lambda: cell_images_enqueue(image_ids=ids))
+    except BaseException:
+        # Nothing is kept of a failed upload: the rows rolled back, so the files must go too.
+        storage = CellImage._meta.get_field("file").storage
+        for name in stored_names:
+            storage.delete(name)
+        raise
+    return UploadOutcome(accepted=accepted, rejected=rejected)
+
+
+def cell_images_enqueue(*, image_ids: Sequence[int]) -> None:
+    """Send the images to the workers in chunks, so each model call classifies many cells."""
+    from malaria_site.celery import app
+
+    chunk = settings.CLASSIFY_CHUNK_SIZE
+    CellImage.objects.filter(pk__in=image_ids).update(enqueued_at=timezone.now())
+    for start in range(0, len(image_ids), chunk):
+        app.send_task(CLASSIFY_TASK, args=[list(image_ids[start : start + chunk])])
+
+
+# -- the worker's side -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedImage:
+    id: int
+    file_name: str
+
+
+def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedImage]]:
+    """Claim queued images for one task run; images already claimed or done are skipped (tasks may run twice)."""
+    token = uuid.uuid4()
+    claimed = CellImage.objects.filter(pk__in=list(image_ids), status=CellImageStatus.QUEUED).update(
+        status=CellImageStatus.PROCESSING, claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return token, []
+    rows = CellImage.objects.filter(claim_token=token).values_list("id", "file", "sample_id")
+    for sample_id in {row[2] for row in rows}:
+        sample_refresh(sample_id=sample_id)
+    return token, [ClaimedImage(id=row[0], file_name=row[1]) for row in rows]
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    image_id: int
+    label: str | None = None  # None: the image failed
+    probability: float | None = None
+    uncertain: bool = False
+    model_version: str = ""
+    error: str = ""
+
+
+def cell_outcomes_record(*, token: uuid.UUID, outcomes: Sequence[CellOutcome]) -> int:
+    """Write predictions and failures of a claim in bulk; the samples' counts and results follow atomically."""
+    with transaction.atomic():
+        # Only images still held by this claim: a swept-and-reclaimed image is someone else's now.
+        held = set(
+            CellImage.objects.select_for_update()
+            .filter(claim_token=token, status=CellImageStatus.PROCESSING)
+            .values_list("id", flat=True)
+        )
+        outcomes = [o for o in outcomes if o.image_id in held]
+        predictions = [
+            Prediction(
+                image_id=o.image_id,
+                label=o.label,
+                probability=o.probability,
+                uncertain=o.uncertain,
+                model_version=o.model_version,
+            )
+            for o in outcomes
+            if o.label is not None
+        ]
+        Prediction.objects.bulk_create(predictions)
+        classified = [o.image_id for o in outcomes if o.label is not None]
+        CellImage.objects.filter(pk__in=classified).update(
+            status=CellImageStatus.CLASSIFIED, claim_token=None, error=""
+        )
+        for o in outcomes:
+            if o.label is None:
+                CellImage.objects.filter(pk=o.image_id).update(
+                    status=CellImageStatus.FAILED, claim_token=None, error=o.error[:300]
+                )
+        sample_ids = set(
+            CellImage.objects.filter(pk__in=[o.image_id for o in outcomes]).values_list("sample_id", flat=True)
+        )
+        for sample_id in sorted(sample_ids):
+            sample_refresh(sample_id=sample_id)
+    return len(outcomes)
+
+
+def cell_images_release(*, token: uuid.UUID) -> list[int]:
+    """Put a claim's unfinished images back in the queue (a transient error); returns their ids."""
+    with transaction.atomic():
+        ids = list(
+            CellImage.objects.filter(claim_token=token, status=CellImageStatus.PROCESSING).values_list("id", flat=True)
+        )
+        CellImage.objects.filter(pk__in=ids).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
+        for sample_id in set(CellImage.objects.filter(pk__in=ids).values_list("sample_id", flat=True)):
+            sample_refresh(sample_id=sample_id)
+    return ids
+
+
+def cell_images_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
+    """Images stuck in 'processing' (their worker died) go back to the queue, or fail after max_attempts."""
+    limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
+    cutoff = timezone.now() - dt.timedelta(seconds=limit)
+    with transaction.atomic():
+        stalled = CellImage.objects.select_for_update(skip_locked=True).filter(
+            status=CellImageStatus.PROCESSING, claimed_at__lt=cutoff
+        )
+        rows = list(stalled.values_list("id", "attempts", "sample_id"))
+        retry = [row[0] for row in rows if row[1] < max_attempts]
+        give_up = [row[0] for row in rows if row[1] >= max_attempts]
+        CellImage.objects.filter(pk__in=retry).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
+        CellImage.objects.filter(pk__in=give_up).update(
+            status=CellImageStatus.FAILED,
+            claim_token=None,
+            error=f"classification did not finish after {max_attempts} attempts",
+        )
+        for sample_id in {row[2] for row in rows}:
+            sample_refresh(sample_id=sample_id)
+        # Queued images whose message was lost (a broker restarted empty) are sent again.
+        resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
+        lost = list(
+            CellImage.objects.filter(status=CellImageStatus.QUEUED, enqueued_at__lt=resend_cutoff).values_list(
+                "id", flat=True
+            )
+        )
+        if retry or lost:
+            transaction.on_commit(lambda: cell_images_enqueue(image_ids=retry + lost))
+    return retry + lost
+
+
+# -- counts and results ----------------------------------------------------------------------------------
+
+
+def sample_refresh(*, sample_id: int) -> Sample:
+    """Recount a sample's cells and recompute its parasitemia and results, under a row lock."""
+    with transaction.atomic():
+        sample = Sample.objects.select_for_update().get(pk=sample_id)
+        by_status = dict(
+            CellImage.objects.filter(sample_id=sample_id)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        predictions = Prediction.objects.filter(image__sample_id=sample_id).aggregate(
+            parasitized=Count("id", filter=Q(label=Label.PARASITIZED)),
+            uninfected=Count("id", filter=Q(label=Label.UNINFECTED)),
+            uncertain=Count("id", filter=Q(uncertain=True)),
+            confident_parasitized=Count("id", filter=Q(label=Label.PARASITIZED, uncertain=False)),
+            uncertain_uninfected=Count("id", filter=Q(label=Label.UNINFECTED, uncertain=True)),
+        )
+        sample.queued_count = by_status.get(CellImageStatus.QUEUED, 0)
+        sample.processing_count = by_status.get(CellImageStatus.PROCESSING, 0)
+        sample.classified_count = by_status.get(CellImageStatus.CLASSIFIED, 0)
+        sample.failed_count = by_status.get(CellImageStatus.FAILED, 0)
+        sample.total_count = sum(by_status.values())
+        sample.parasitized_count = predictions["parasitized"]
+        sample.uninfected_count = predictions["uninfected"]
+        sample.uncertain_count = predictions["uncertain"]
+        tally = CellTally(
+            classified=sample.parasitized_count + sample.uninfected_count,
+            parasitized=sample.parasitized_count,
+            uncertain=sample.uncertain_count,
+            confident_parasitized=predictions["confident_parasitized"],
+            uncertain_uninfected=predictions["uncertain_uninfected"],
+        )
+        sample.parasitemia = parasitemia(tally)
+        sample.result = automatic_result(tally)
+        if sample.total_count == 0:
+            sample.status = SampleStatus.AWAITING_IMAGES
+        elif sample.queued_count or sample.processing_count:
+            sample.status = SampleStatus.PROCESSING
+        else:
+            sample.status = SampleStatus.COMPLETE
+        latest_review = sample.reviews.order_by("-created_at", "-id").first()
+        sample.final_result = latest_review.result if latest_review else sample.result
+        sample.save()
+    return sample
+
+
+# -- reviews ---------------------------------------------------------------------------------------------
+
+
+def review_create(
+    *,
+    sample: Sample,
+    membership: Membership,
+    decision: str,
+    comment: str,
+    result: str | None = None,
+    cells: Sequence[tuple[CellImage, str]] = (),
+    request=None,
+) -> Review:
+    reviewer = _actor(request)
+    if sample.lab_id != membership.lab_id:
+        raise ServiceError("This sample is not in your lab.")
+    if sample.created_by_id is not None and reviewer is not None and sample.created_by_id == reviewer.pk:
+        raise PermissionError("You created this sample, so another reviewer must review it.")
+    if sample.status != SampleStatus.COMPLETE:
+        raise ServiceError("The sample is still being classified (or has no images): review it once it is complete.")
+    if decision == Decision.CONFIRM:
+        if not sample.result:
+            raise ServiceError("There is no automatic result to confirm.")
+        if result and result != sample.result:
+            raise ServiceError(f"Confirming keeps the automatic result ({sample.result}); use override to change it.")
+        result = sample.result
+    elif decision == Decision.OVERRIDE:
+        if result not in Result.values:
+            raise ServiceError("An override needs a result: positive, negative or indeterminate.")
+    else:
+        raise ServiceError("decision must be confirm or override")
+    for image, _label in cells:
+        if image.sample_id != sample.pk:
+            raise ServiceError(f"Cell image {image.pk} is not in this sample.")
+    with transaction.atomic():
+        review = Review.objects.create(
+            sample=sample, reviewer=reviewer, decision=decision, result=result, comment=comment
+        )
+        CellRelabel.objects.bulk_create(
+            [CellRelabel(review=review, image=image, label=label) for image, label in cells]
+        )
+        sample_refresh(sample_id=sample.pk)
+        audit_record(
+            action="sample.review",
+            target=sample,
+            actor=reviewer,
+            lab=membership.lab,
+            request=request,
+            detail={"review": review.pk, "decision": decision, "result": result, "cells_relabelled": len(cells)},
+        )
+    return review
+
+
+def _actor(request):
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None

@@ -1,0 +1,123 @@
+"""The cast: two labs, a clinician in each, a reviewer, a second reviewer, a user without a lab, an admin.
+
+Every person has a real account in the Firebase Auth emulator and signs in with a real ID token.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.firebase_emulator import AuthEmulator
+
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def auth_emulator():
+    emulator = AuthEmulator()
+    previous = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = emulator.host
+    yield emulator
+    emulator.stop()
+    if previous is None:
+        os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+    else:
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+class Person:
+    def __init__(self, emulator: AuthEmulator, email: str):
+        self.email = email
+        self.uid = emulator.create_account(email)
+        self.token = emulator.sign_in(email)
+        self.emulator = emulator
+
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+        return client
+
+    @property
+    def user(self):
+        from accounts.models import User
+
+        return User.objects.get(email=self.email)
+
+
+def unique_email(role: str) -> str:
+    return f"{role}-{os.getpid()}-{next(_numbers)}@example.org"
+
+
+@pytest.fixture
+def make_person(auth_emulator):
+    def make(role: str, lab=None) -> Person:
+        from accounts.services import membership_set
+
+        person = Person(auth_emulator, unique_email(role))
+        if lab is not None:
+            membership_set(lab=lab, email=person.email, role=role)
+        return person
+
+    return make
+
+
+@pytest.fixture
+def lab_a(db):
+    from accounts.services import lab_create
+
+    return lab_create(name=f"Lab A {next(_numbers)}")
+
+
+@pytest.fixture
+def lab_b(db):
+    from accounts.services import lab_create
+
+    return lab_create(name=f"Lab B {next(_numbers)}")
+
+
+@pytest.fixture
+def clinician(make_person, lab_a) -> Person:
+    return make_person("clinician", lab_a)
+
+
+@pytest.fixture
+def other_lab_clinician(make_person, lab_b) -> Person:
+    return make_person("clinician", lab_b)
+
+
+@pytest.fixture
+def reviewer(make_person, lab_a) -> Person:
+    return make_person("reviewer", lab_a)
+
+
+@pytest.fixture
+def pending_user(make_person) -> Person:
+    return make_person("clinician")
+
+
+@pytest.fixture
+def patient(clinician):
+    response = clinician.client().post(
+        "/api/v1/patients", {"identifier": f"P-{next(_numbers)}", "name": "Ada"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+@pytest.fixture
+def sample(clinician, patient):
+    response = clinician.client().post("/api/v1/samples", {"patient": patient["id"]}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
