@@ -1,11 +1,11 @@
-# The index of commands. Everything runs from the virtual environment in .venv/.
+# The index of commands. Everything runs from the virtual environment in .venv/ (made by `make install`).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/datasets/nih-malaria-cells
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install test lint format train evaluate bench-classifier clean
+.PHONY: install run test lint format migrations-check train evaluate bench-classifier bench-e2e clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,11 +13,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[training,dev]"
 	touch $@
 
-install: $(VENV)/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
+install: $(VENV)/.installed node_modules/.installed
+
+# Everything on this machine: Auth emulator with demo accounts, database, worker, web server.
+run: install
+	$(PY) -m malaria_site.run_local
+
+# Against PostgreSQL and Redis on 127.0.0.1 (see malaria_site/settings.py), the Auth emulator and a real worker.
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DATABASE_URL=sqlite:///:memory: MALARIA_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
 lint: install
@@ -38,5 +48,8 @@ evaluate: install
 bench-classifier: install
 	$(PY) -m worker.bench_classifier --data $(DATA)
 
+bench-e2e: install
+	$(PY) -m worker.bench_e2e --data $(DATA)
+
 clean:
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out .pytest_cache .ruff_cache var/test-media

@@ -25,8 +25,9 @@ class IsLabMember(BasePermission):
 
 
 class IsReviewer(IsLabMember):
-    def has_permission(self, request, view) -> bool:
-        super().has_permission(request, view)
+    """Checked on the object (view.check_object_permissions), so another lab's object is a 404 first, never a 403."""
+
+    def has_object_permission(self, request, view, obj) -> bool:
         if request.membership.role != Role.REVIEWER:
             raise PermissionDenied("Only a reviewer of this lab may do this.")
         return True

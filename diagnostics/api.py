@@ -203,6 +203,7 @@ class SampleReviewsApi(GenericAPIView):
     @extend_schema(request=ReviewCreateSerializer, responses={201: ReviewSerializer})
     def post(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)
+        self.check_object_permissions(request, sample)
         serializer = ReviewCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -263,15 +264,21 @@ class SamplesCsvApi(APIView):
         responses={(200, "text/csv"): str},
     )
     def get(self, request):
-        dates = drf_serializers.DateField(required=False)
-        collected_from = (
-            dates.to_internal_value(request.query_params["from"]) if request.query_params.get("from") else None
-        )
-        collected_to = dates.to_internal_value(request.query_params["to"]) if request.query_params.get("to") else None
+        collected_from, collected_to = (date_param(request, name) for name in ("from", "to"))
         samples = selectors.samples_for(request.membership, collected_from=collected_from, collected_to=collected_to)
         return exports.samples_csv_response(
             samples=samples, filename="samples.csv", membership=request.membership, request=request
         )
+
+
+def date_param(request, name: str):
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return drf_serializers.DateField().to_internal_value(value)
+    except ValidationError as exc:
+        raise ValidationError({name: exc.detail}) from exc
 
 
 class PatientHistoryCsvApi(APIView):

@@ -16,10 +16,8 @@ class PayloadTooLarge(exceptions.APIException):
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        exc = exceptions.ValidationError({"detail": str(exc)})
-        response = drf_exception_handler(exc, context)
-        response.data = {"detail": str(response.data["detail"][0])}
-        return response
+        # A dict keeps the message a plain string: {"detail": "..."}, like DRF's own errors.
+        return drf_exception_handler(exceptions.ValidationError({"detail": str(exc)}), context)
     if isinstance(exc, PermissionError):
         exc = exceptions.PermissionDenied(str(exc))
     return drf_exception_handler(exc, context)

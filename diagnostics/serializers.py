@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -47,6 +49,13 @@ class ReviewCreateSerializer(serializers.Serializer):
     result = serializers.ChoiceField(choices=Result.choices, required=False)
     comment = serializers.CharField(max_length=5000)
     cells = CellLabelSerializer(many=True, required=False, default=list)
+
+    def validate_cells(self, value: list[dict]) -> list[dict]:
+        counts = Counter(cell["image"] for cell in value)
+        repeated = sorted(i for i, n in counts.items() if n > 1)
+        if repeated:
+            raise serializers.ValidationError(f"Each cell once per review: {', '.join(map(str, repeated))} repeated.")
+        return value
 
 
 class ReviewSerializer(serializers.ModelSerializer):

@@ -299,26 +299,26 @@ def sample_refresh(*, sample_id: int) -> Sample:
             .values_list("status", "n")
         )
         predictions = Prediction.objects.filter(image__sample_id=sample_id).aggregate(
-            parasitized=Count("id", filter=Q(label=Label.PARASITIZED)),
-            uninfected=Count("id", filter=Q(label=Label.UNINFECTED)),
-            uncertain=Count("id", filter=Q(uncertain=True)),
-            confident_parasitized=Count("id", filter=Q(label=Label.PARASITIZED, uncertain=False)),
-            uncertain_uninfected=Count("id", filter=Q(label=Label.UNINFECTED, uncertain=True)),
+            n_parasitized=Count("id", filter=Q(label=Label.PARASITIZED)),
+            n_uninfected=Count("id", filter=Q(label=Label.UNINFECTED)),
+            n_uncertain=Count("id", filter=Q(uncertain=True)),
+            n_confident_parasitized=Count("id", filter=Q(label=Label.PARASITIZED, uncertain=False)),
+            n_uncertain_uninfected=Count("id", filter=Q(label=Label.UNINFECTED, uncertain=True)),
         )
         sample.queued_count = by_status.get(CellImageStatus.QUEUED, 0)
         sample.processing_count = by_status.get(CellImageStatus.PROCESSING, 0)
         sample.classified_count = by_status.get(CellImageStatus.CLASSIFIED, 0)
         sample.failed_count = by_status.get(CellImageStatus.FAILED, 0)
         sample.total_count = sum(by_status.values())
-        sample.parasitized_count = predictions["parasitized"]
-        sample.uninfected_count = predictions["uninfected"]
-        sample.uncertain_count = predictions["uncertain"]
+        sample.parasitized_count = predictions["n_parasitized"]
+        sample.uninfected_count = predictions["n_uninfected"]
+        sample.uncertain_count = predictions["n_uncertain"]
         tally = CellTally(
             classified=sample.parasitized_count + sample.uninfected_count,
             parasitized=sample.parasitized_count,
             uncertain=sample.uncertain_count,
-            confident_parasitized=predictions["confident_parasitized"],
-            uncertain_uninfected=predictions["uncertain_uninfected"],
+            confident_parasitized=predictions["n_confident_parasitized"],
+            uncertain_uninfected=predictions["n_uncertain_uninfected"],
         )
         sample.parasitemia = parasitemia(tally)
         sample.result = automatic_result(tally)

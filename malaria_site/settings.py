@@ -207,7 +207,10 @@ PROCESSING_TIMEOUT_SECONDS = int(os.environ.get("PROCESSING_TIMEOUT_SECONDS", "1
 # Images queued this long without being classified have their message sent again (lost by the broker).
 QUEUED_RESEND_SECONDS = int(os.environ.get("QUEUED_RESEND_SECONDS", "900"))
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stalled-cell-images": {"task": "worker.tasks.sweep_stalled_cell_images", "schedule": 30.0},
+    "sweep-stalled-cell-images": {
+        "task": "worker.tasks.sweep_stalled_cell_images",
+        "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", "30")),
+    },
 }
 
 LOGGING = {

@@ -1,0 +1,18 @@
+# One image for web and worker. The serving path needs no TensorFlow (the model runs on LiteRT).
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+RUN useradd --create-home --uid 1000 malaria
+COPY pyproject.toml README.md ./
+COPY accounts accounts
+COPY diagnostics diagnostics
+COPY malaria_site malaria_site
+COPY worker worker
+COPY templates templates
+COPY manage.py ./
+RUN pip install --upgrade pip && pip install .
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && mkdir -p /data/media && chown malaria /data/media
+USER malaria
+EXPOSE 8000
+CMD ["gunicorn", "malaria_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "120"]

@@ -1,0 +1,99 @@
+"""A real Celery worker process for end-to-end tests, on the test database and the machine's Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class CeleryWorker:
+    def __init__(self, **env):
+        self.folder = tempfile.mkdtemp(prefix="celery-worker-")
+        self.log_path = Path(self.folder) / "worker.log"
+        self.env = {
+            **os.environ,
+            "MALARIA_TESTING": "1",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "PYTHONPATH": str(ROOT),
+            **{key: str(value) for key, value in env.items()},
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> CeleryWorker:
+        log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the process's life)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "malaria_site",
+                "worker",
+                "-B",
+                "--schedule",
+                str(Path(self.folder) / "beat-schedule"),
+                "--concurrency",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited:\n{self.log()[-3000:]}")
+            if " ready." in self.log():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"the Celery worker did not become ready:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children: no cleanup, no acknowledgements."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def purge_queue() -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter("*"):
+        name = key.decode()
+        if name in ("cells", "celery") or name.startswith("unacked") or name.startswith("_kombu"):
+            client.delete(key)

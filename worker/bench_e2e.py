@@ -1,0 +1,184 @@
+"""End-to-end benchmark: real cells through the HTTP API -> Redis -> one Celery worker -> PostgreSQL.
+
+    python -m worker.bench_e2e [--data ../shared/datasets/nih-malaria-cells] [--cells 1000] [--batch 100]
+
+Runs against a throw-away PostgreSQL database (malaria_bench) and Redis db 14 on this machine, the Auth
+emulator, a web server (gunicorn) and one worker, all started here. Prints cells/s for the bulk submission
+(first upload request to the last prediction in PostgreSQL), p50/p95 of upload -> result for single cells,
+and as its last line one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE = "malaria_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def as_png(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/datasets/nih-malaria-cells"))
+    parser.add_argument("--cells", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--singles", type=int, default=30)
+    args = parser.parse_args(argv)
+
+    from tests.firebase_emulator import AuthEmulator
+    from worker.dataset import list_cells
+
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"], check=True
+    )
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DATABASE}"], check=True)
+    emulator = AuthEmulator()
+    media = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var")) / "bench-media"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+        "REDIS_URL": "redis://127.0.0.1:6379/14",
+        "MEDIA_ROOT": str(media),
+        "MALARIA_TESTING": "1",  # allows the Auth emulator without DEBUG's per-query bookkeeping
+        "FIREBASE_AUTH_EMULATOR_HOST": emulator.host,
+        "PYTHONPATH": str(ROOT),
+    }
+    port = free_port()
+    processes = []
+    log_dir = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var")) / "bench-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(name, command):
+        log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        return processes[-1]
+
+    python = sys.executable
+    try:
+        subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
+        email = "bench@example.org"
+        emulator.create_account(email)
+        setup = (
+            "from accounts.services import lab_create, membership_set;"
+            f"membership_set(lab=lab_create(name='Bench'), email='{email}', role='clinician')"
+        )
+        subprocess.run([python, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True)
+        start(
+            "web",
+            [python, "-m", "gunicorn", "malaria_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "120"],
+        )
+        worker = start(
+            "worker", [python, "-m", "celery", "-A", "malaria_site", "worker", "--concurrency", "1", "-l", "WARNING"]
+        )
+        base = f"http://127.0.0.1:{port}/api/v1"
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {emulator.sign_in(email)}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if session.get(f"{base}/me", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the web server did not start")
+            time.sleep(0.3)
+        cells = list_cells(args.data)
+        step = max(1, len(cells) // (args.cells + args.singles))
+        chosen = cells[::step][: args.cells + args.singles]
+        pngs = [(cell.path.with_suffix(".png").name, as_png(cell.path)) for cell in chosen]
+        bulk, singles = pngs[: args.cells], pngs[args.cells :]
+        patient = session.post(f"{base}/patients", json={"identifier": "BENCH-1"}).json()
+        sample = session.post(f"{base}/samples", json={"patient": patient["id"]}).json()
+
+        # Warm the worker (model loaded after the fork) before timing.
+        time.sleep(3)
+        started = time.perf_counter()
+        for i in range(0, len(bulk), args.batch):
+            files = [("images", (name, data, "image/png")) for name, data in bulk[i : i + args.batch]]
+            response = session.post(f"{base}/samples/{sample['id']}/images", files=files, timeout=120)
+            response.raise_for_status()
+        uploaded = time.perf_counter() - started
+        while True:
+            detail = session.get(f"{base}/samples/{sample['id']}").json()
+            if detail["counts"]["classified"] + detail["counts"]["failed"] >= len(bulk):
+                break
+            if worker.poll() is not None:
+                raise SystemExit("the worker died")
+            time.sleep(0.02)
+        total = time.perf_counter() - started
+        rate = len(bulk) / total
+        print(
+            f"{len(bulk)} cells in batches of {args.batch}: uploaded in {uploaded:.2f} s, all predictions in "
+            f"PostgreSQL after {total:.2f} s ({rate:,.0f} cells/s)",
+            flush=True,
+        )
+
+        latencies = []
+        for name, data in singles:
+            single = session.post(f"{base}/samples", json={"patient": patient["id"]}).json()
+            t0 = time.perf_counter()
+            response = session.post(
+                f"{base}/samples/{single['id']}/images", files=[("images", (name, data, "image/png"))]
+            )
+            response.raise_for_status()
+            while session.get(f"{base}/samples/{single['id']}").json()["status"] != "complete":
+                time.sleep(0.005)
+            latencies.append(time.perf_counter() - t0)
+        p50, p95 = np.percentile(latencies, [50, 95]) * 1000
+        print(
+            f"single cell upload -> result over {len(latencies)} cells: p50 {p50:.0f} ms, p95 {p95:.0f} ms", flush=True
+        )
+        print(
+            json.dumps(
+                {
+                    "cells": len(bulk),
+                    "batch": args.batch,
+                    "seconds_to_all_predictions": round(total, 3),
+                    "cells_per_s": round(rate, 1),
+                    "upload_seconds": round(uploaded, 3),
+                    "single_cell_p50_ms": round(float(p50), 1),
+                    "single_cell_p95_ms": round(float(p95), 1),
+                    "workers": 1,
+                }
+            )
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        emulator.stop()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
