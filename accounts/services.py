@@ -35,8 +35,9 @@ def lab_create(*, name: str, actor: User | None = None) -> Lab:
     name = name.strip()
     if not name:
         raise ValueError("a lab needs a name")
-    lab = Lab.objects.create(name=name)
-    audit_record(action="lab.create", target=lab, actor=actor, lab=lab, detail={"name": name})
+    with transaction.atomic():  # a duplicate name must not spoil a surrounding transaction
+        lab = Lab.objects.create(name=name)
+        audit_record(action="lab.create", target=lab, actor=actor, lab=lab, detail={"name": name})
     return lab
 
 

@@ -94,8 +94,8 @@ class PatientSamplesApi(GenericAPIView):
 
 class SampleFilters(drf_serializers.Serializer):
     patient = drf_serializers.IntegerField(required=False)
-    status = drf_serializers.ChoiceField(choices=SampleStatus.choices, required=False)
-    result = drf_serializers.ChoiceField(choices=Result.choices, required=False)
+    status = drf_serializers.ChoiceField(choices=SampleStatus.choices, required=False, allow_blank=True)
+    result = drf_serializers.ChoiceField(choices=Result.choices, required=False, allow_blank=True)
     collected_from = drf_serializers.DateField(required=False)
     collected_to = drf_serializers.DateField(required=False)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 
 from accounts.audit import audit_record
 from accounts.models import Membership
-from diagnostics.models import Sample
+from diagnostics.models import Review, Sample
 
 COLUMNS = [
     "sample_id",
@@ -43,7 +43,8 @@ def safe_cell(value) -> str:
 
 
 def sample_row(sample: Sample) -> list[str]:
-    review = sample.reviews.order_by("-created_at", "-id").select_related("reviewer").first()
+    reviews = sample.reviews.all()  # prefetched newest first
+    review = reviews[0] if reviews else None
     return [
         safe_cell(v)
         for v in [
@@ -83,7 +84,8 @@ def samples_csv_response(
 
     def rows():
         yield writer.writerow(COLUMNS)
-        for sample in samples.iterator(chunk_size=500):
+        latest_first = Review.objects.select_related("reviewer").order_by("-created_at", "-id")
+        for sample in samples.prefetch_related(Prefetch("reviews", queryset=latest_first)).iterator(chunk_size=500):
             yield writer.writerow(sample_row(sample))
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

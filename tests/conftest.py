@@ -121,3 +121,13 @@ def sample(clinician, patient):
     response = clinician.client().post("/api/v1/samples", {"patient": patient["id"]}, format="json")
     assert response.status_code == 201, response.content
     return response.json()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Cell files and heatmaps written by the tests (and their workers) are not kept."""
+    import shutil
+
+    from django.conf import settings
+
+    if "test-media" in str(settings.MEDIA_ROOT):
+        shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
