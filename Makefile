@@ -14,17 +14,27 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+# Front-end bundles (Firebase JS SDK and the pages' scripts) from npm packages: no CDN at run time.
+static/build/.built: node_modules/.installed $(wildcard frontend/*.js)
+	npm run --silent build
+	touch $@
+
+# Browser tests drive Debian's Chromium with Playwright (Playwright's own browser download is not used).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+install: $(VENV)/.installed node_modules/.installed static/build/.built
 
 # Everything on this machine: Auth emulator with demo accounts, database, worker, web server.
 run: install
 	$(PY) -m malaria_site.run_local
 
 # Against PostgreSQL and Redis on 127.0.0.1 (see malaria_site/settings.py), the Auth emulator and a real worker.
-test: install
+test: install $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DATABASE_URL=sqlite:///:memory: MALARIA_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
@@ -52,4 +62,4 @@ bench-e2e: install
 	$(PY) -m worker.bench_e2e --data $(DATA)
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache var/test-media
+	rm -rf out .pytest_cache .ruff_cache var/test-media static/build

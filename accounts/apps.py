@@ -6,6 +6,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts, labs and audit"
 
     def ready(self):
+        import accounts.schema  # noqa: F401 (registers the OpenAPI description of Firebase authentication)
         from accounts.firebase import refuse_emulator_outside_development
 
         refuse_emulator_outside_development()

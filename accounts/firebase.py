@@ -103,8 +103,13 @@ def verify_id_token(token: str) -> FirebaseIdentity:
     return identity
 
 
+def user_state_key(uid: str) -> str:
+    """Cache key of a user's disabled/revoked state (deleted at sign-out so every session rechecks)."""
+    return f"firebase-user-state:{uid}"
+
+
 def ensure_not_revoked(identity: FirebaseIdentity, app: firebase_admin.App) -> None:
-    key = f"firebase-user-state:{identity.uid}"
+    key = user_state_key(identity.uid)
     state = cache.get(key)
     if state is None:
         try:

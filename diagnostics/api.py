@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
@@ -21,6 +21,7 @@ from diagnostics.api_errors import PayloadTooLarge
 from diagnostics.models import CellImageStatus, Result, SampleStatus
 from diagnostics.serializers import (
     CellImageSerializer,
+    MeSerializer,
     PatientSerializer,
     ReviewCreateSerializer,
     ReviewSerializer,
@@ -38,6 +39,7 @@ class Pages(PageNumberPagination):
 
 
 class MeApi(APIView):
+    @extend_schema(responses=MeSerializer)
     def get(self, request):
         membership = request.membership
         return Response(
@@ -53,7 +55,10 @@ class PatientListApi(GenericAPIView):
     serializer_class = PatientSerializer
     pagination_class = Pages
 
-    @extend_schema(parameters=[OpenApiParameter("search", str, description="Part of the identifier or name")])
+    @extend_schema(
+        operation_id="patients_list",
+        parameters=[OpenApiParameter("search", str, description="Part of the identifier or name")],
+    )
     def get(self, request):
         patients = selectors.patients_for(request.membership, search=request.query_params.get("search", "").strip())
         page = self.paginate_queryset(patients)
@@ -104,7 +109,7 @@ class SampleListApi(GenericAPIView):
     serializer_class = SampleSerializer
     pagination_class = Pages
 
-    @extend_schema(parameters=[SampleFilters])
+    @extend_schema(operation_id="samples_list", parameters=[SampleFilters])
     def get(self, request):
         filters = SampleFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -120,7 +125,7 @@ class SampleListApi(GenericAPIView):
         data = serializer.validated_data
         try:
             patient = selectors.patient_get(request.membership, data["patient"])
-        except Exception as exc:
+        except Http404 as exc:
             raise ValidationError({"patient": ["No such patient in your lab."]}) from exc
         sample = services.sample_create(
             patient=patient,

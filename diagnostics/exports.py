@@ -1,4 +1,4 @@
-"""CSV exports of samples (the lab's register, a patient's history). Every export is audited."""
+"""CSV exports: samples (the register, a patient's history) and the cells of one sample. Every export is audited."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import StreamingHttpResponse
 
 from accounts.audit import audit_record
 from accounts.models import Membership
-from diagnostics.models import Review, Sample
+from diagnostics.models import CellImage, Review, Sample
 
 COLUMNS = [
     "sample_id",
@@ -87,6 +87,63 @@ def samples_csv_response(
         latest_first = Review.objects.select_related("reviewer").order_by("-created_at", "-id")
         for sample in samples.prefetch_related(Prefetch("reviews", queryset=latest_first)).iterator(chunk_size=500):
             yield writer.writerow(sample_row(sample))
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+CELL_COLUMNS = [
+    "image_id",
+    "filename",
+    "status",
+    "label",
+    "probability_parasitized",
+    "uncertain",
+    "reviewed_label",
+    "model_version",
+    "error",
+]
+
+
+def cell_row(image: CellImage) -> list[str]:
+    prediction = getattr(image, "prediction", None)
+    relabels = image.relabels.all()  # prefetched, the latest review's first
+    return [
+        safe_cell(v)
+        for v in [
+            image.pk,
+            image.original_filename,
+            image.status,
+            prediction.label if prediction else "",
+            f"{prediction.probability:.4f}" if prediction else "",
+            ("yes" if prediction.uncertain else "no") if prediction else "",
+            relabels[0].label if relabels else "",
+            prediction.model_version if prediction else "",
+            image.error,
+        ]
+    ]
+
+
+def cells_csv_response(
+    *, images: QuerySet[CellImage], filename: str, membership: Membership, request
+) -> StreamingHttpResponse:
+    """One row per cell image of a sample: the model's call and the reviewer's label."""
+    writer = csv.writer(_Echo())
+    audit_record(
+        action="export.csv",
+        actor=request.user,
+        lab=membership.lab,
+        request=request,
+        object_type="export",
+        object_id=filename,
+        detail={"rows": images.count(), "query": request.GET.dict()},
+    )
+
+    def rows():
+        yield writer.writerow(CELL_COLUMNS)
+        for image in images.iterator(chunk_size=500):
+            yield writer.writerow(cell_row(image))
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -10,6 +10,17 @@ from rest_framework import serializers
 from diagnostics.models import CellImage, Decision, Label, Patient, Result, Review, Sample
 
 
+class LabSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class MeSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.CharField()
+    lab = LabSerializer()
+
+
 class PatientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patient

@@ -35,7 +35,7 @@ def wait_for(url: str, process: subprocess.Popen, name: str, seconds: int = 120)
 
 
 def main() -> None:
-    for folder in ("logs", "broker", "broker-processed", "media"):
+    for folder in ("logs", "broker", "broker-processed", "broker-control", "media"):
         (VAR / folder).mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -57,9 +57,10 @@ def main() -> None:
         return process
 
     def stop(*_):
+        # SIGTERM to each main process only: Celery shuts its own pool down (signalling the whole group hangs it).
         for process in reversed(processes):
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()
         for process in processes:
             try:
                 process.wait(timeout=20)

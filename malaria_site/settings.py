@@ -59,10 +59,14 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.FirebaseSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "malaria_site.urls"
+# Pages: a Firebase ID token is exchanged once for a Django session (POST /session), rechecked for revocation.
+LOGIN_URL = "/signin"
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 3600)))
 WSGI_APPLICATION = "malaria_site.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -76,6 +80,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.membership",
+                "diagnostics.context_processors.served_model_version",
             ],
         },
     },
@@ -151,7 +157,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 1
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.FirebaseAuthentication"],
+    # Firebase first: DRF takes the WWW-Authenticate header (and so 401, not 403) from the first class.
+    # Sessions let the pages' scripts call the API with the session cookie and an X-CSRFToken header.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.FirebaseAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsLabMember"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": int(os.environ.get("API_PAGE_SIZE", "50")),
@@ -168,6 +179,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "SampleStatusEnum": "diagnostics.models.SampleStatus",
+        "CellImageStatusEnum": "diagnostics.models.CellImageStatus",
+        "ResultEnum": "diagnostics.models.Result",
+    },
 }
 
 # Firebase Authentication. In development and tests the Auth emulator stands in for Google; its tokens
@@ -176,6 +192,9 @@ FIREBASE_PROJECT_ID = os.environ.get("FIREBASE_PROJECT_ID", "demo-malaria-detect
 FIREBASE_AUTH_EMULATOR_HOST = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", "")
 FIREBASE_CREDENTIALS_FILE = os.environ.get("FIREBASE_CREDENTIALS_FILE", "")
 FIREBASE_API_KEY = os.environ.get("FIREBASE_API_KEY", "demo-api-key")
+FIREBASE_AUTH_DOMAIN = os.environ.get("FIREBASE_AUTH_DOMAIN") or f"{FIREBASE_PROJECT_ID}.firebaseapp.com"
+# Show "Sign in with Google" on the sign-in page (the provider must be enabled in the Firebase project).
+FIREBASE_GOOGLE_SIGN_IN = env_bool("FIREBASE_GOOGLE_SIGN_IN", False)
 # Revoked tokens and disabled users are rechecked against Firebase at least this often.
 FIREBASE_REVOCATION_CHECK_SECONDS = int(os.environ.get("FIREBASE_REVOCATION_CHECK_SECONDS", "300"))
 
@@ -188,6 +207,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker-processed"),
+        "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
     }
 )

@@ -82,7 +82,7 @@ class CeleryWorker:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.terminate()  # the main process stops its pool; signalling the group hangs the shutdown
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -19,7 +19,8 @@ from worker.preprocessing import open_cell_image, pad_to_square, prepare_cell, t
 
 # A perceptually ordered dark-blue -> cyan -> yellow -> red ramp (no matplotlib needed at serving time).
 _RAMP = np.array([[0, 0, 96], [0, 96, 255], [0, 224, 224], [255, 230, 0], [255, 64, 0], [192, 0, 0]], dtype=np.float32)
-OVERLAY_ALPHA = 0.45
+# The overlay's opacity grows with the heat, so where the network did not look the cell shows as it is.
+MAX_OVERLAY_ALPHA = 0.6
 
 
 def colourize(heat: np.ndarray) -> np.ndarray:
@@ -42,7 +43,8 @@ def heatmap_overlay_png(data: bytes, classifier: CellClassifier) -> bytes:
     heat_crop = np.asarray(heat_image.crop((left, top, left + cell.width, top + cell.height)), dtype=np.float32) / 255
     coloured = colourize(heat_crop).astype(np.float32)
     base = np.asarray(cell, dtype=np.float32)
-    blended = (1 - OVERLAY_ALPHA) * base + OVERLAY_ALPHA * coloured
+    alpha = (MAX_OVERLAY_ALPHA * np.sqrt(heat_crop))[..., None]
+    blended = (1 - alpha) * base + alpha * coloured
     buffer = io.BytesIO()
     Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8), "RGB").save(buffer, format="PNG")
     return buffer.getvalue()

@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, lab, email, role, **options):
         try:
-            lab_row = Lab.objects.get(name=lab)
+            lab_row = Lab.objects.get(name=lab.strip())
         except Lab.DoesNotExist as exc:
             raise CommandError(f"no lab named {lab!r}: create it with create_lab first") from exc
         try:
