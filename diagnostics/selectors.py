@@ -7,8 +7,26 @@ import datetime as dt
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
-from accounts.models import AuditEvent, Membership
-from diagnostics.models import CellImage, CellRelabel, Patient, Review, Sample
+from accounts.models import AuditEvent, Membership, User
+from diagnostics.models import (
+    CellImage,
+    CellImageStatus,
+    CellRelabel,
+    Label,
+    Patient,
+    Prediction,
+    Review,
+    Sample,
+    SampleStatus,
+)
+
+# What a sample's cell grid can be narrowed to (the model's labels; a reviewer's relabels are shown beside them).
+CELL_FILTERS = {
+    "all": Q(),
+    "parasitized": Q(prediction__label=Label.PARASITIZED),
+    "uncertain": Q(prediction__uncertain=True),
+    "failed": Q(status=CellImageStatus.FAILED),
+}
 
 
 def patients_for(membership: Membership, *, search: str = "") -> QuerySet[Patient]:
@@ -45,15 +63,49 @@ def samples_for(
     return samples.order_by("-collected_at", "-created_at", "-id")
 
 
+def samples_recent(membership: Membership, *, limit: int = 20) -> QuerySet[Sample]:
+    return samples_for(membership).order_by("-created_at", "-id")[:limit]
+
+
+def samples_in_progress(membership: Membership) -> QuerySet[Sample]:
+    return samples_for(membership, status=SampleStatus.PROCESSING).order_by("created_at", "id")
+
+
+def samples_awaiting_review(membership: Membership, *, reviewer: User) -> QuerySet[Sample]:
+    """Complete samples nobody has reviewed, most uncertain cells first; a reviewer never reviews their own."""
+    return (
+        samples_for(membership, status=SampleStatus.COMPLETE)
+        .filter(reviews__isnull=True)
+        .exclude(created_by=reviewer)
+        .order_by("-uncertain_count", "created_at", "id")
+    )
+
+
+def parasitemia_series(membership: Membership, *, patient: Patient) -> QuerySet[Sample]:
+    """A patient's samples that have a parasitemia, oldest first (for the chart)."""
+    return (
+        samples_for(membership, patient_id=patient.pk)
+        .filter(parasitemia__isnull=False)
+        .order_by("collected_at", "created_at", "id")
+    )
+
+
+def sample_model_versions(sample: Sample) -> list[str]:
+    """The model versions that classified this sample's cells (usually one)."""
+    versions = Prediction.objects.filter(image__sample=sample).values_list("model_version", flat=True)
+    return sorted(set(versions))
+
+
 def sample_get(membership: Membership, sample_id) -> Sample:
     reviews = Review.objects.select_related("reviewer").prefetch_related("cell_labels")
     return _get_or_404(samples_for(membership).prefetch_related(Prefetch("reviews", queryset=reviews)), sample_id)
 
 
-def cell_images_for(membership: Membership, *, sample: Sample | None = None) -> QuerySet[CellImage]:
+def cell_images_for(membership: Membership, *, sample: Sample | None = None, show: str = "all") -> QuerySet[CellImage]:
     images = CellImage.objects.filter(sample__lab=membership.lab).select_related("prediction")
     if sample is not None:
         images = images.filter(sample=sample)
+    images = images.filter(CELL_FILTERS.get(show, Q()))
     latest_relabels = CellRelabel.objects.order_by("-review__created_at", "-review_id")
     return images.prefetch_related(Prefetch("relabels", queryset=latest_relabels)).order_by("id")
 

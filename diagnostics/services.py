@@ -150,7 +150,9 @@ def cell_images_upload(
                     detail={"accepted": len(accepted), "rejected": len(rejected)},
                 )
                 ids = [image.pk for image in accepted]
-                transaction.on_commit(lambda: cell_images_enqueue(image_ids=ids))
+                # robust: the upload is committed by then; an unreachable broker must not fail the request
+                # (and delete the stored files below). The sweeper re-sends images left queued.
+                transaction.on_commit(lambda: cell_images_enqueue(image_ids=ids), robust=True)
     except BaseException:
         # Nothing is kept of a failed upload: the rows rolled back, so the files must go too.
         storage = CellImage._meta.get_field("file").storage

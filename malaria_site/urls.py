@@ -6,4 +6,6 @@ from diagnostics.urls import api_v1
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("", include("accounts.urls")),
+    path("", include("diagnostics.page_urls")),
 ]

@@ -1,0 +1,120 @@
+"""Sign-in pages: a Firebase ID token from the browser is exchanged once for a Django session."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.audit import audit_record
+from accounts.firebase import AuthServiceUnavailable, TokenRejected, emulator_host, verify_id_token
+from accounts.selectors import membership_for_user
+from accounts.services import user_sign_in
+from accounts.sessions import session_bind, session_end
+
+NO_TOKEN = "No sign-in token was sent. Signing in needs JavaScript: turn it on and try again."
+
+
+def safe_next(request, candidate: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another host."""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return "/"
+
+
+def firebase_config() -> dict:
+    """What the browser's Firebase SDK needs (all of it public)."""
+    host = emulator_host() if (settings.DEBUG or settings.TESTING) else ""
+    return {
+        "apiKey": settings.FIREBASE_API_KEY,
+        "projectId": settings.FIREBASE_PROJECT_ID,
+        "authDomain": settings.FIREBASE_AUTH_DOMAIN,
+        "emulatorUrl": f"http://{host}" if host else None,
+        "googleSignIn": settings.FIREBASE_GOOGLE_SIGN_IN,
+    }
+
+
+def signin_page_response(request, *, next_url: str, error: str = "", status: int = 200):
+    context = {
+        "next": next_url,
+        "error": error,
+        "firebase_config": firebase_config(),
+        "google_sign_in": settings.FIREBASE_GOOGLE_SIGN_IN,
+    }
+    return render(request, "accounts/signin.html", context, status=status)
+
+
+@require_GET
+@ensure_csrf_cookie
+def signin(request):
+    next_url = safe_next(request, request.GET.get("next"))
+    if request.user.is_authenticated:
+        return redirect(next_url)
+    return signin_page_response(request, next_url=next_url)
+
+
+@require_POST
+def session_create(request):
+    """POST an ID token (form field or JSON `id_token`) with the CSRF token; answers JSON to JSON requests."""
+    wants_json = request.content_type == "application/json"
+    if wants_json:
+        try:
+            body = json.loads(request.body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = {}
+        body = body if isinstance(body, dict) else {}
+    else:
+        body = request.POST
+    token = str(body.get("id_token") or "").strip()
+    next_url = safe_next(request, body.get("next"))
+
+    def refuse(message: str, status: int):
+        if wants_json:
+            return JsonResponse({"detail": message}, status=status)
+        return signin_page_response(request, next_url=next_url, error=message, status=status)
+
+    if not token:
+        return refuse(NO_TOKEN, 401)
+    try:
+        identity = verify_id_token(token)
+    except TokenRejected as exc:
+        return refuse(str(exc), 401)
+    except AuthServiceUnavailable as exc:
+        return refuse(str(exc), 503)
+    user = user_sign_in(identity=identity)
+    if not user.is_active:
+        return refuse("This account has been deactivated by a site administrator.", 401)
+    login(request, user)  # a new session key and CSRF token: nothing from before signing in carries over
+    session_bind(request, identity)
+    membership = membership_for_user(user)
+    audit_record(
+        action="session.signin", target=user, actor=user, lab=membership.lab if membership else None, request=request
+    )
+    if wants_json:
+        return JsonResponse({"redirect": next_url, "email": user.email})
+    return redirect(next_url)
+
+
+@require_POST
+def signout(request):
+    """Ends this session and revokes the user's Firebase refresh tokens (other devices sign in again too)."""
+    user = request.user
+    if user.is_authenticated:
+        membership = membership_for_user(user)
+        audit_record(
+            action="session.signout",
+            target=user,
+            actor=user,
+            lab=membership.lab if membership else None,
+            request=request,
+        )
+        session_end(request, revoke=True)
+    return redirect(settings.LOGIN_URL)

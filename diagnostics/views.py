@@ -1,0 +1,368 @@
+"""Pages: thin views over the same selectors and services as the API (diagnostics.api).
+
+Each view finds its objects through the selectors (another lab's object is a 404), validates with the API's
+serializers and calls one service. Invalid submissions re-render the form with status 400.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.access import lab_member_required, require_reviewer
+from accounts.models import Role
+from diagnostics import exports, selectors, services
+from diagnostics.api import read_bounded, upload_limits
+from diagnostics.charts import parasitemia_chart
+from diagnostics.forms import PatientForm, ReviewForm, SampleForm
+from diagnostics.models import Sample, SampleStatus
+from diagnostics.serializers import PatientSerializer, ReviewCreateSerializer, SampleCreateSerializer
+from diagnostics.served_model import served_model
+from diagnostics.uploads import validate_upload
+
+PATIENTS_PER_PAGE = 25
+CELLS_PER_PAGE = 120
+QUEUE_PER_PAGE = 50
+CELL_FILTER_LABELS = {"all": "All", "parasitized": "Parasitized", "uncertain": "Uncertain", "failed": "Failed"}
+
+
+def add_serializer_errors(form, errors) -> None:
+    """The API's validation messages, shown on the page's fields (or above the form)."""
+    for field, detail in errors.items():
+        messages_ = list(flatten(detail))
+        form.add_error(field if field in form.fields else None, messages_)
+
+
+def flatten(detail):
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            for message in flatten(value):
+                yield message if key == "non_field_errors" else f"{key}: {message}"
+    elif isinstance(detail, list):
+        for item in detail:
+            yield from flatten(item)
+    else:
+        yield str(detail)
+
+
+def form_status(form) -> int:
+    return 400 if form.is_bound and form.errors else 200
+
+
+# -- dashboard -------------------------------------------------------------------------------------------
+
+
+@lab_member_required
+@require_GET
+def dashboard(request):
+    membership = request.membership
+    awaiting = None
+    if membership.role == Role.REVIEWER:
+        awaiting = selectors.samples_awaiting_review(membership, reviewer=request.user).count()
+    context = {
+        "section": "dashboard",
+        "recent": selectors.samples_recent(membership),
+        "in_progress": selectors.samples_in_progress(membership),
+        "awaiting_review": awaiting,
+    }
+    return render(request, "diagnostics/dashboard.html", context)
+
+
+# -- patients --------------------------------------------------------------------------------------------
+
+
+@lab_member_required
+@require_GET
+def patient_list(request):
+    query = request.GET.get("q", "").strip()
+    patients = selectors.patients_for(request.membership, search=query)
+    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "diagnostics/patient_list.html", {"section": "patients", "q": query, "page": page})
+
+
+def save_patient(request, form: PatientForm, patient=None):
+    """The patient, or None with the reasons added to the form."""
+    data = form.cleaned_data
+    if patient is not None:
+        data = {name: value for name, value in data.items() if getattr(patient, name) != value}
+        if not data:
+            return patient
+    serializer = PatientSerializer(patient, data=data, partial=patient is not None)
+    if not serializer.is_valid():
+        add_serializer_errors(form, serializer.errors)
+        return None
+    try:
+        if patient is None:
+            return services.patient_create(membership=request.membership, request=request, **serializer.validated_data)
+        return services.patient_update(
+            patient=patient, membership=request.membership, request=request, **serializer.validated_data
+        )
+    except services.ServiceError as exc:
+        form.add_error("identifier", str(exc))
+        return None
+
+
+@lab_member_required
+@require_http_methods(["GET", "POST"])
+def patient_create(request):
+    form = PatientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        patient = save_patient(request, form)
+        if patient is not None:
+            messages.success(request, f"Patient {patient.identifier} added.")
+            return redirect("patient", patient_id=patient.pk)
+    context = {"section": "patients", "form": form, "patient": None}
+    return render(request, "diagnostics/patient_form.html", context, status=form_status(form))
+
+
+@lab_member_required
+@require_http_methods(["GET", "POST"])
+def patient_edit(request, patient_id: int):
+    patient = selectors.patient_get(request.membership, patient_id)
+    initial = {name: getattr(patient, name) for name in PatientForm.base_fields}
+    form = PatientForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        saved = save_patient(request, form, patient=selectors.patient_get(request.membership, patient_id))
+        if saved is not None:
+            messages.success(request, f"Patient {saved.identifier} saved.")
+            return redirect("patient", patient_id=saved.pk)
+    context = {"section": "patients", "form": form, "patient": patient}
+    return render(request, "diagnostics/patient_form.html", context, status=form_status(form))
+
+
+@lab_member_required
+@require_GET
+def patient_detail(request, patient_id: int):
+    membership = request.membership
+    patient = selectors.patient_get(membership, patient_id)
+    series = list(selectors.parasitemia_series(membership, patient=patient))
+    context = {
+        "section": "patients",
+        "patient": patient,
+        "samples": selectors.samples_for(membership, patient_id=patient.pk),
+        "series": series,
+        "chart": parasitemia_chart(series),
+    }
+    return render(request, "diagnostics/patient_detail.html", context)
+
+
+# -- samples and uploads ---------------------------------------------------------------------------------
+
+
+@lab_member_required
+@require_http_methods(["GET", "POST"])
+def sample_create(request, patient_id: int):
+    patient = selectors.patient_get(request.membership, patient_id)
+    form = SampleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        serializer = SampleCreateSerializer(data={"patient": patient.pk, **form.cleaned_data})
+        if serializer.is_valid():
+            sample = services.sample_create(
+                patient=patient,
+                membership=request.membership,
+                collected_at=serializer.validated_data.get("collected_at"),
+                notes=serializer.validated_data.get("notes", ""),
+                request=request,
+            )
+            messages.success(request, f"Sample {sample.pk} created: now upload its cell images.")
+            return redirect("sample-upload", sample_id=sample.pk)
+        add_serializer_errors(form, serializer.errors)
+    context = {"section": "patients", "form": form, "patient": patient}
+    return render(request, "diagnostics/sample_form.html", context, status=form_status(form))
+
+
+@lab_member_required
+@require_http_methods(["GET", "POST"])
+def sample_upload(request, sample_id: int):
+    """The upload page; its form also works without JavaScript (posted here, checked like the API's upload)."""
+    sample = selectors.sample_get(request.membership, sample_id)
+    limits = upload_limits()
+    context = {
+        "section": "patients",
+        "sample": sample,
+        "limits": limits,
+        "max_request_mb": settings.UPLOAD_MAX_REQUEST_BYTES // (1024 * 1024),
+        "outcome": None,
+        "error": "",
+    }
+    if request.method == "GET":
+        return render(request, "diagnostics/sample_upload.html", context)
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_REQUEST_BYTES:
+        context["error"] = (
+            f"The upload is over the {context['max_request_mb']} MB limit per request: send the cells in several parts."
+        )
+        return render(request, "diagnostics/sample_upload.html", context, status=413)
+    files = [(f.name, read_bounded(f, limits.max_file_bytes)) for f in request.FILES.getlist("images")]
+    archive_file = request.FILES.get("archive")
+    archive = (
+        (archive_file.name, read_bounded(archive_file, settings.UPLOAD_MAX_REQUEST_BYTES)) if archive_file else None
+    )
+    if not files and archive is None:
+        context["error"] = "Choose cell images, or a ZIP archive of them, to upload."
+        return render(request, "diagnostics/sample_upload.html", context, status=400)
+    cells, rejected = validate_upload(files, archive, limits)
+    outcome = services.cell_images_upload(
+        sample=sample, membership=request.membership, cells=cells, rejected=rejected, request=request
+    )
+    context["outcome"] = outcome
+    context["sample"] = selectors.sample_get(request.membership, sample_id)
+    return render(request, "diagnostics/sample_upload.html", context, status=200 if outcome.accepted else 400)
+
+
+def sample_context(request, sample: Sample) -> dict:
+    """What the sample page and the review page both show: the result, counts and the grid of cells."""
+    show = request.GET.get("show", "all")
+    if show not in selectors.CELL_FILTERS:
+        show = "all"
+    images = selectors.cell_images_for(request.membership, sample=sample, show=show)
+    counts = {
+        "all": sample.total_count,
+        "parasitized": sample.parasitized_count,
+        "uncertain": sample.uncertain_count,
+        "failed": sample.failed_count,
+    }
+    reviews = list(sample.reviews.all())  # prefetched, newest first
+    return {
+        "section": "patients",
+        "sample": sample,
+        "show": show,
+        "filters": [(key, label, counts[key]) for key, label in CELL_FILTER_LABELS.items()],
+        "cells": Paginator(images, CELLS_PER_PAGE).get_page(request.GET.get("page")),
+        "model_versions": selectors.sample_model_versions(sample),
+        "latest_review": reviews[0] if reviews else None,
+        "reviews": reviews,
+        "processing": sample.status == SampleStatus.PROCESSING,
+        "is_reviewer": request.membership.role == Role.REVIEWER,
+    }
+
+
+@lab_member_required
+@require_GET
+def sample_detail(request, sample_id: int):
+    sample = selectors.sample_get(request.membership, sample_id)
+    return render(request, "diagnostics/sample_detail.html", sample_context(request, sample))
+
+
+@lab_member_required
+@require_GET
+def sample_cells_csv(request, sample_id: int):
+    sample = selectors.sample_get(request.membership, sample_id)
+    return exports.cells_csv_response(
+        images=selectors.cell_images_for(request.membership, sample=sample),
+        filename=f"sample-{sample.pk}-cells.csv",
+        membership=request.membership,
+        request=request,
+    )
+
+
+@lab_member_required
+@require_GET
+def cell_detail(request, image_id: int):
+    image = selectors.cell_image_get(request.membership, image_id)
+    relabels = list(image.relabels.all())
+    context = {
+        "section": "patients",
+        "image": image,
+        "sample": image.sample,
+        "prediction": getattr(image, "prediction", None),
+        "reviewed_label": relabels[0].label if relabels else None,
+    }
+    return render(request, "diagnostics/cell_detail.html", context)
+
+
+# -- reviews ---------------------------------------------------------------------------------------------
+
+
+@lab_member_required
+@require_GET
+def review_queue(request):
+    require_reviewer(request)
+    samples = selectors.samples_awaiting_review(request.membership, reviewer=request.user)
+    page = Paginator(samples, QUEUE_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "diagnostics/review_queue.html", {"section": "reviews", "page": page})
+
+
+@lab_member_required
+@require_http_methods(["GET", "POST"])
+def sample_review(request, sample_id: int):
+    membership = request.membership
+    sample = selectors.sample_get(membership, sample_id)
+    require_reviewer(request)
+    own_sample = sample.created_by_id is not None and sample.created_by_id == request.user.pk
+    form = ReviewForm(request.POST or None, initial={"decision": "confirm"})
+    status = 200
+    if request.method == "POST":
+        if own_sample:
+            raise PermissionDenied("You created this sample, so another reviewer must review it.")
+        if form.is_valid():
+            review = review_from_form(request, sample, form)
+            if review is not None:
+                done = "confirmed" if review.decision == "confirm" else "overridden"
+                messages.success(request, f"Review saved: result {done} as {review.get_result_display().lower()}.")
+                return redirect("sample", sample_id=sample.pk)
+        status = 400
+    context = {
+        **sample_context(request, sample),
+        "section": "reviews",
+        "form": form,
+        "own_sample": own_sample,
+        "reviewable": sample.status == SampleStatus.COMPLETE and not own_sample,
+        "relabel_choices": ReviewForm.CELL_CHOICES,
+        "audit_events": selectors.audit_events_for(membership, object_type="sample", object_id=sample.pk),
+    }
+    if form.is_bound:  # a refused review keeps the relabels chosen on this page
+        chosen = {cell["image"]: cell["label"] for cell in form.relabels()}
+        page = context["cells"]
+        page.object_list = list(page.object_list)
+        for image in page.object_list:
+            image.chosen_label = chosen.get(image.pk, "")
+    return render(request, "diagnostics/sample_review.html", context, status=status)
+
+
+def review_from_form(request, sample: Sample, form: ReviewForm):
+    """The saved review, or None with the reasons added to the form."""
+    data = {"decision": form.cleaned_data["decision"], "comment": form.cleaned_data["comment"]}
+    if form.cleaned_data["result"]:
+        data["result"] = form.cleaned_data["result"]
+    data["cells"] = form.relabels()
+    serializer = ReviewCreateSerializer(data=data)
+    if not serializer.is_valid():
+        add_serializer_errors(form, serializer.errors)
+        return None
+    data = serializer.validated_data
+    wanted = [cell["image"] for cell in data["cells"]]
+    images = {
+        image.pk: image for image in selectors.cell_images_for(request.membership, sample=sample).filter(pk__in=wanted)
+    }
+    missing = [image_id for image_id in wanted if image_id not in images]
+    if missing:
+        form.add_error(None, f"Cell images not in this sample: {', '.join(map(str, missing))}.")
+        return None
+    try:
+        return services.review_create(
+            sample=sample,
+            membership=request.membership,
+            decision=data["decision"],
+            result=data.get("result"),
+            comment=data["comment"],
+            cells=[(images[cell["image"]], cell["label"]) for cell in data["cells"]],
+            request=request,
+        )
+    except (services.ServiceError, PermissionError) as exc:
+        form.add_error(None, str(exc))
+        return None
+
+
+# -- the model -------------------------------------------------------------------------------------------
+
+
+@require_GET
+def model_card(request):
+    """Public: what the served model is and how well it did on patients it never saw. No lab data."""
+    served = served_model()
+    context = {"section": "model", "served": served, "card": served.card.data if served.card else None}
+    return render(request, "diagnostics/model_card.html", context, status=200 if served.card else 503)
