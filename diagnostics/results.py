@@ -1,6 +1,7 @@
 """The automatic result of a sample, from its classified cells. See docs/results.md for the reasoning.
 
 The cell classifier is wrong on a few percent of cells, so one parasitized call is not a positive smear.
+The thresholds were set on validation patients (docs/results.md).
 A sample is
 - positive when the confidently parasitized cells reach POSITIVE_PARASITEMIA of the classified cells
   (and at least POSITIVE_MIN_CELLS of them);
@@ -14,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIN_CELLS_FOR_RESULT = 20
-POSITIVE_PARASITEMIA = 0.10
-POSITIVE_MIN_CELLS = 3
+POSITIVE_PARASITEMIA = 0.025
+POSITIVE_MIN_CELLS = 2
 NEGATIVE_PARASITEMIA = 0.05
 
 

@@ -31,7 +31,12 @@ def share(fraction: float, of: int) -> int:
 
 
 def test_the_thresholds_are_the_documented_ones():
-    assert (MIN_CELLS_FOR_RESULT, POSITIVE_PARASITEMIA, POSITIVE_MIN_CELLS, NEGATIVE_PARASITEMIA) == (20, 0.10, 3, 0.05)
+    assert (MIN_CELLS_FOR_RESULT, POSITIVE_PARASITEMIA, POSITIVE_MIN_CELLS, NEGATIVE_PARASITEMIA) == (
+        20,
+        0.025,
+        2,
+        0.05,
+    )
 
 
 def test_nothing_classified_has_no_result_yet():
@@ -82,7 +87,7 @@ def test_a_single_uninfected_cell_is_indeterminate():
 # -- POSITIVE_PARASITEMIA: share of confidently parasitized cells --------------------------------------------
 
 
-@pytest.mark.parametrize(("extra", "expected"), [(0, "positive"), (-1, "indeterminate")], ids=["at", "just-under"])
+@pytest.mark.parametrize(("extra", "expected"), [(0, "positive"), (-1, "negative")], ids=["at", "just-under"])
 def test_positive_parasitemia_boundary(extra, expected):
     cells = 1000
     parasitized = share(POSITIVE_PARASITEMIA, cells) + extra
@@ -91,7 +96,7 @@ def test_positive_parasitemia_boundary(extra, expected):
 
 def test_uncertain_parasitized_cells_do_not_make_a_positive():
     cells = 1000
-    parasitized = share(POSITIVE_PARASITEMIA, cells)
+    parasitized = share(NEGATIVE_PARASITEMIA + 0.01, cells)  # above both thresholds
     assert automatic_result(tally(uncertain_parasitized=parasitized, uninfected=cells - parasitized)) == "indeterminate"
     assert automatic_result(tally(parasitized=parasitized, uninfected=cells - parasitized)) == "positive"
 
@@ -120,9 +125,10 @@ def test_min_cells_applies_even_when_the_share_is_reached():
 
 @pytest.mark.parametrize(("extra", "expected"), [(0, "indeterminate"), (-1, "negative")], ids=["at", "just-under"])
 def test_negative_parasitemia_boundary(extra, expected):
+    # Uncertain parasitized calls: below the positive rule, so only the negative rule decides.
     cells = 1000
     parasitized = share(NEGATIVE_PARASITEMIA, cells) + extra
-    assert automatic_result(tally(parasitized=parasitized, uninfected=cells - parasitized)) == expected
+    assert automatic_result(tally(uncertain_parasitized=parasitized, uninfected=cells - parasitized)) == expected
 
 
 @pytest.mark.parametrize(("extra", "expected"), [(0, "indeterminate"), (-1, "negative")], ids=["at", "just-under"])
@@ -132,7 +138,9 @@ def test_uncertain_uninfected_cells_count_against_a_negative(extra, expected):
     parasitized = worst // 2
     uncertain = worst - parasitized
     cells_left = cells - parasitized - uncertain
-    result = automatic_result(tally(parasitized=parasitized, uncertain_uninfected=uncertain, uninfected=cells_left))
+    result = automatic_result(
+        tally(uncertain_parasitized=parasitized, uncertain_uninfected=uncertain, uninfected=cells_left)
+    )
     assert result == expected
 
 
@@ -140,7 +148,7 @@ def test_uncertain_uninfected_cells_count_against_a_negative(extra, expected):
 def test_negative_boundary_with_the_fewest_cells(extra, expected):
     cells = MIN_CELLS_FOR_RESULT
     parasitized = round(NEGATIVE_PARASITEMIA * cells) + extra  # 1 of 20 is exactly 5 %
-    assert automatic_result(tally(parasitized=parasitized, uninfected=cells - parasitized)) == expected
+    assert automatic_result(tally(uncertain_parasitized=parasitized, uninfected=cells - parasitized)) == expected
 
 
 def test_parasitemia_counts_every_parasitized_call():

@@ -18,7 +18,7 @@ import numpy as np
 
 from worker.calibration import calibrated_probability
 from worker.model_card import DEFAULT_MODEL_DIR, ModelCard, ModelFileError, load_model_card
-from worker.preprocessing import CellImageError, prepare_cell
+from worker.preprocessing import CellImageError, prepare_cell_uint8
 
 PARASITIZED, UNINFECTED = "parasitized", "uninfected"
 DEFAULT_BATCH_SIZE = 256
@@ -106,22 +106,27 @@ class CellClassifier:
 
     # -- encoded images ------------------------------------------------------------------------------
     def _prepare(self, data: bytes) -> np.ndarray | CellFailure:
+        # uint8 here, float for the whole batch at once: the same values as prepare_cell, less time under the GIL.
         try:
-            return prepare_cell(data, self.card.input_size)
+            return prepare_cell_uint8(data, self.card.input_size)
         except CellImageError as exc:
             return CellFailure(error=str(exc))
 
     def classify(self, images: Sequence[bytes]) -> list[CellClassification | CellFailure]:
         """Classify encoded images; a bad image becomes a CellFailure without affecting the others."""
         results: list[CellClassification | CellFailure | None] = [None] * len(images)
+        # Every image is handed to the decoding threads at once, so they decode the next batch while the
+        # interpreter (which releases the GIL) runs on this one.
+        pending = [self._pool.submit(self._prepare, data) for data in images]
         for start in range(0, len(images), self.batch_size):
-            chunk = list(self._pool.map(self._prepare, images[start : start + self.batch_size]))
+            chunk = [future.result() for future in pending[start : start + self.batch_size]]
             good = [i for i, item in enumerate(chunk) if isinstance(item, np.ndarray)]
             for i, item in enumerate(chunk):
                 if isinstance(item, CellFailure):
                     results[start + i] = item
             if good:
-                probabilities = self.probabilities(np.stack([chunk[i] for i in good]))
+                batch = np.stack([chunk[i] for i in good]).astype(np.float32) * np.float32(1.0 / 255.0)
+                probabilities = self.probabilities(batch)
                 for i, probability in zip(good, probabilities, strict=True):
                     results[start + i] = self.verdict(probability)
         return results  # type: ignore[return-value]
