@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/datasets/nih-malaria-cells
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install run test lint format migrations-check train evaluate bench-classifier bench-e2e clean
+.PHONY: install run test lint format train evaluate bench-classifier bench-e2e screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,3 +63,7 @@ bench-e2e: install
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache var/test-media static/build
+
+# A PNG of every page at desktop and phone width, in out/screenshots (needs PostgreSQL and Redis, as tests).
+screenshots: install $(CHROMIUM)
+	SCREENSHOT_DIR=out/screenshots $(PY) -m pytest tests/screenshot_pages.py -q -p no:cacheprovider
