@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from diagnostics.models import Sample
-from tests.cells import cells_of_test_patients
 from tests.celery_worker import CeleryWorker, purge_queue
+from tests.cells import cells_of_test_patients
 from tests.stored_cells import add_cells
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
