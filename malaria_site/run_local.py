@@ -111,14 +111,10 @@ def main() -> None:
         print(
             f"""
 Malaria Detect is running.
-  Web:       http://127.0.0.1:{WEB_PORT}/
-  API docs:  http://127.0.0.1:{WEB_PORT}/api/v1/docs
+  Sign in:   http://127.0.0.1:{WEB_PORT}/signin  (with a demo account above)
+  API docs:  http://127.0.0.1:{WEB_PORT}/api/v1/docs  (API calls take a Firebase ID token from the Auth emulator:
+             POST http://{EMULATOR}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=demo)
   Admin:     http://127.0.0.1:{WEB_PORT}/admin/  (create a superuser: .venv/bin/python manage.py createsuperuser)
-  Sign in to the API with an ID token from the Auth emulator, for example:
-    curl -s -X POST 'http://{EMULATOR}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=demo' \\
-      -H 'Content-Type: application/json' \\
-      -d '{{"email":"clinician@demo.malaria-detect.test","password":"demo-clinician-password",'\\
-'"returnSecureToken":true}}'
   Logs in {VAR / "logs"}. Ctrl-C stops everything.""",
             flush=True,
         )
