@@ -71,26 +71,14 @@ def sample_row(sample: Sample) -> list[str]:
 def samples_csv_response(
     *, samples: QuerySet[Sample], filename: str, membership: Membership, request
 ) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-    audit_record(
-        action="export.csv",
-        actor=request.user,
-        lab=membership.lab,
-        request=request,
-        object_type="export",
-        object_id=filename,
-        detail={"rows": samples.count(), "query": request.GET.dict()},
+    latest_first = Review.objects.select_related("reviewer").order_by("-created_at", "-id")
+    rows = (
+        sample_row(sample)
+        for sample in samples.prefetch_related(Prefetch("reviews", queryset=latest_first)).iterator(chunk_size=500)
     )
-
-    def rows():
-        yield writer.writerow(COLUMNS)
-        latest_first = Review.objects.select_related("reviewer").order_by("-created_at", "-id")
-        for sample in samples.prefetch_related(Prefetch("reviews", queryset=latest_first)).iterator(chunk_size=500):
-            yield writer.writerow(sample_row(sample))
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_response(
+        header=COLUMNS, rows=rows, count=samples.count(), filename=filename, membership=membership, request=request
+    )
 
 
 CELL_COLUMNS = [
@@ -129,6 +117,14 @@ def cells_csv_response(
     *, images: QuerySet[CellImage], filename: str, membership: Membership, request
 ) -> StreamingHttpResponse:
     """One row per cell image of a sample: the model's call and the reviewer's label."""
+    rows = (cell_row(image) for image in images.iterator(chunk_size=500))
+    return csv_response(
+        header=CELL_COLUMNS, rows=rows, count=images.count(), filename=filename, membership=membership, request=request
+    )
+
+
+def csv_response(*, header, rows, count: int, filename: str, membership: Membership, request) -> StreamingHttpResponse:
+    """A streamed CSV download, audited as an export."""
     writer = csv.writer(_Echo())
     audit_record(
         action="export.csv",
@@ -137,14 +133,14 @@ def cells_csv_response(
         request=request,
         object_type="export",
         object_id=filename,
-        detail={"rows": images.count(), "query": request.GET.dict()},
+        detail={"rows": count, "query": request.GET.dict()},
     )
 
-    def rows():
-        yield writer.writerow(CELL_COLUMNS)
-        for image in images.iterator(chunk_size=500):
-            yield writer.writerow(cell_row(image))
+    def lines():
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
