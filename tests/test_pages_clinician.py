@@ -298,3 +298,14 @@ def test_the_model_card_page_shows_the_validated_figures(browser):
     assert card["training_data"]["manifest_sha256"] in page
     assert "not a diagnosis" in page
     assert f"Model {card['version']}" in page, "the footer names the served model"
+
+
+def test_probabilities_are_never_rounded_to_certainty():
+    from diagnostics.templatetags.lab_format import percent
+
+    assert percent(0.996, 0) == "> 99 %"
+    assert percent(0.004, 0) == "< 1 %"
+    assert percent(0.0213) == "2.1 %"
+    assert percent(1.0, 0) == "100 %"
+    assert percent(0.0, 1) == "0.0 %"
+    assert percent(None) == "—"

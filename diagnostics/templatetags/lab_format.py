@@ -12,4 +12,11 @@ def percent(fraction, digits: int = 1) -> str:
     """0.0213 -> '2.1 %'; None -> '—' (nothing classified yet)."""
     if fraction is None or fraction == "":
         return "—"
-    return f"{float(fraction) * 100:.{int(digits)}f} %"
+    value, digits = float(fraction) * 100, int(digits)
+    # A model's probability is never certainty: rounding must not print 0 % or 100 % for what is not.
+    smallest = 10.0**-digits
+    if 0 < value < smallest:
+        return f"< {smallest:.{digits}f} %"
+    if 100 - smallest < value < 100:
+        return f"> {100 - smallest:.{digits}f} %"
+    return f"{value:.{digits}f} %"
