@@ -6,12 +6,11 @@ change of the card file, not on every page.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from worker.model_card import CARD_NAME, DEFAULT_MODEL_DIR, ModelCard, ModelFileError, load_model_card
+from worker.model_card import CARD_NAME, ModelCard, ModelFileError, load_model_card, served_model_dir
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class ServedModel:
 
 
 def model_directory() -> Path:
-    return Path(os.environ.get("MALARIA_MODEL_DIR") or DEFAULT_MODEL_DIR)
+    return served_model_dir()
 
 
 def served_model() -> ServedModel:

@@ -3,9 +3,22 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "malaria_site.settings")
 
 app = Celery("malaria_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["worker"])
+
+
+@worker_init.connect
+def refuse_to_start_without_a_valid_model(**_):
+    """A worker whose model card or files are missing, corrupt or from other code must not start at all."""
+    from worker.model_card import ModelFileError, load_model_card, served_model_dir
+
+    try:
+        load_model_card(served_model_dir())
+    except ModelFileError as exc:
+        # SystemExit, not an exception: Celery logs and ignores exceptions raised by signal handlers.
+        raise SystemExit(f"The worker cannot start: {exc}") from exc

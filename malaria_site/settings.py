@@ -220,7 +220,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
-CELERY_TASK_DEFAULT_QUEUE = "cells"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cells")
 # Cells per classification task: many cells per model call, small enough that a lost task costs little.
 CLASSIFY_CHUNK_SIZE = int(os.environ.get("CLASSIFY_CHUNK_SIZE", "100"))
 # Images left in 'processing' longer than this (a worker died) are put back in the queue by the sweeper.

@@ -14,6 +14,9 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
+# A queue of this test session's own: a worker left over from an interrupted run cannot take its tasks.
+QUEUE = f"cells-test-{os.getpid()}"
+_started: list[CeleryWorker] = []
 
 
 def test_database_url() -> str:
@@ -32,11 +35,13 @@ class CeleryWorker:
             "REDIS_URL": settings.REDIS_URL,
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "PYTHONPATH": str(ROOT),
+            "CELERY_QUEUE": QUEUE,
             **{key: str(value) for key, value in env.items()},
         }
         self.process: subprocess.Popen | None = None
 
     def start(self) -> CeleryWorker:
+        _started.append(self)
         log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the process's life)
         self.process = subprocess.Popen(
             [
@@ -95,5 +100,18 @@ def purge_queue() -> None:
     client = redis.Redis.from_url(settings.REDIS_URL)
     for key in client.scan_iter("*"):
         name = key.decode()
-        if name in ("cells", "celery") or name.startswith("unacked") or name.startswith("_kombu"):
+        if name in (QUEUE, "celery") or name.startswith("unacked") or name.startswith("_kombu"):
             client.delete(key)
+
+
+def use_session_queue() -> None:
+    """Send this process's tasks to the session's queue (see QUEUE)."""
+    from malaria_site.celery import app
+
+    app.conf.task_default_queue = QUEUE
+
+
+def stop_all() -> None:
+    """Kill every worker this session started, whatever state the tests left them in."""
+    for worker in _started:
+        worker.kill()

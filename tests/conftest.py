@@ -123,11 +123,21 @@ def sample(clinician, patient):
     return response.json()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _celery_queue_of_this_session():
+    from tests.celery_worker import use_session_queue
+
+    use_session_queue()
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Cell files and heatmaps written by the tests (and their workers) are not kept."""
+    """Workers are stopped, and cell files and heatmaps written by the tests are not kept."""
     import shutil
 
     from django.conf import settings
 
+    from tests.celery_worker import stop_all
+
+    stop_all()
     if "test-media" in str(settings.MEDIA_ROOT):
         shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)

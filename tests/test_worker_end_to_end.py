@@ -143,3 +143,18 @@ def test_worker_killed_mid_chunk_loses_nothing_and_classifies_each_cell_once(cli
     assert Prediction.objects.filter(image__sample_id=sample["id"]).count() == len(cell_pngs)
     assert images.filter(attempts__gte=2).exists(), "the interrupted chunk was claimed again"
     assert "IntegrityError" not in second.log()
+
+
+def test_worker_with_a_corrupt_model_refuses_to_start_naming_the_file(tmp_path):
+    import shutil
+
+    from worker.model_card import DEFAULT_MODEL_DIR
+
+    broken = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, broken)
+    tflite = broken / "malaria_cnn.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:1000])
+    worker = CeleryWorker(MALARIA_MODEL_DIR=broken)
+    with pytest.raises(RuntimeError, match="exited"):
+        worker.start()
+    assert f"{tflite}: tflite file does not match the sha256 in the model card" in worker.log()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from worker.calibration import calibrated_probability
-from worker.model_card import DEFAULT_MODEL_DIR, ModelCard, ModelFileError, load_model_card
+from worker.model_card import ModelCard, ModelFileError, load_model_card, served_model_dir
 from worker.preprocessing import CellImageError, prepare_cell_uint8
 
 PARASITIZED, UNINFECTED = "parasitized", "uninfected"
@@ -139,10 +139,9 @@ _engine_lock = threading.Lock()
 
 
 def get_classifier(model_dir: str | Path | None = None) -> CellClassifier:
-    """This process's engine, loaded once (MALARIA_MODEL_DIR or the shipped model)."""
+    """This process's engine, loaded once."""
     global _engine
     with _engine_lock:
         if _engine is None:
-            directory = model_dir or os.environ.get("MALARIA_MODEL_DIR") or DEFAULT_MODEL_DIR
-            _engine = CellClassifier(load_model_card(directory))
+            _engine = CellClassifier(load_model_card(model_dir or served_model_dir()))
         return _engine

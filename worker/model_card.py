@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,11 @@ class ModelCard:
     def file(self, role: str) -> Path:
         """Path of the file with this role ('tflite', 'weights'), already checked against its digest."""
         return self.directory / self.data["files"][role]["name"]
+
+
+def served_model_dir() -> Path:
+    """The model this deployment serves: MALARIA_MODEL_DIR, else the shipped one."""
+    return Path(os.environ.get("MALARIA_MODEL_DIR") or DEFAULT_MODEL_DIR)
 
 
 def sha256_of(path: Path) -> str:

@@ -1,31 +1,21 @@
 """Celery tasks: thin. They take ids, call diagnostics.services and the engine, and own retries.
 
-The model is loaded once per worker process, after the fork (worker_process_init); the main process only
-checks the model card at start-up, so a missing or corrupt model stops the worker with a clear message
-instead of failing every task.
+The model is loaded once per worker process, after the fork (worker_process_init). The main process
+checks the model card before that (malaria_site/celery.py), so a missing or corrupt model stops the worker
+with a clear message instead of failing every task.
 """
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_process_init
 from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError
 
 from diagnostics import services
 from worker.engine import CellClassification, get_classifier
-from worker.model_card import load_model_card
 
-log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
-
-
-@worker_init.connect
-def check_model_before_starting(**_):
-    card = load_model_card()  # raises ModelFileError naming the file: the worker does not start
-    log.info("model %s (%spx) ready to load in each worker process", card.version, card.input_size)
 
 
 @worker_process_init.connect
