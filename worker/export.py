@@ -8,6 +8,8 @@ heatmaps come from the same fast runtime with no gradient computation and no Ten
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 from worker.architecture import LAST_CONV
@@ -29,4 +31,6 @@ def export_litert(model, path: Path) -> None:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(serving_model(model))
-    Path(path).write_bytes(converter.convert())
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints every captured tensor of the SavedModel
+        flatbuffer = converter.convert()
+    Path(path).write_bytes(flatbuffer)
