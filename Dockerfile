@@ -1,4 +1,13 @@
 # One image for web and worker. The serving path needs no TensorFlow (the model runs on LiteRT).
+
+# The pages' scripts (Firebase JS SDK and our own), bundled from npm packages: no CDN at run time.
+FROM node:20-bookworm-slim AS frontend
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY frontend frontend
+RUN npm run build
+
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -9,6 +18,8 @@ COPY diagnostics diagnostics
 COPY malaria_site malaria_site
 COPY worker worker
 COPY templates templates
+COPY static static
+COPY --from=frontend /app/static/build static/build
 COPY manage.py ./
 RUN pip install --upgrade pip && pip install .
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from worker.model_card import CARD_NAME, ModelCard, ModelFileError, load_model_card, served_model_dir
 
@@ -23,12 +22,8 @@ class ServedModel:
         return self.card.version if self.card else "unavailable"
 
 
-def model_directory() -> Path:
-    return served_model_dir()
-
-
 def served_model() -> ServedModel:
-    directory = model_directory()
+    directory = served_model_dir()
     try:
         stamp = (directory / CARD_NAME).stat().st_mtime_ns
     except OSError:
