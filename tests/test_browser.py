@@ -141,3 +141,23 @@ def test_clinician_of_another_lab_gets_404(page, live_server, sample, other_lab_
         response = page.goto(f"{base}{path}")
         assert response.status == 404, path
         assert "BROWSER" not in page.content()
+
+
+def test_signing_in_works_from_the_keyboard_alone(page, live_server, clinician):
+    base = live_server.url
+    page.goto(f"{base}/signin")
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "signin-email":
+            break
+    else:
+        raise AssertionError("the email field cannot be reached with Tab")
+    page.keyboard.type(clinician.email)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "signin-password"
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/")
+    page.keyboard.press("Tab")
+    first = page.evaluate("[document.activeElement.tagName, document.activeElement.textContent.trim()]")
+    assert first[0] == "A" and "skip" in first[1].lower(), f"the first Tab stop is {first}, not the skip link"
