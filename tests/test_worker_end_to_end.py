@@ -24,7 +24,7 @@ def as_png(path) -> bytes:
 
 @pytest.fixture(scope="module")
 def cell_pngs():
-    return [(cell.path.with_suffix(".png").name, as_png(cell.path)) for cell in cells_of_test_patients(240)]
+    return [(cell.path.with_suffix(".png").name, as_png(cell.path)) for cell in cells_of_test_patients(480)]
 
 
 def upload(client, sample_id, files):
@@ -109,12 +109,12 @@ def test_a_file_damaged_in_storage_fails_alone(clinician, sample, cell_pngs):
 
 def test_worker_killed_mid_chunk_loses_nothing_and_classifies_each_cell_once(clinician, sample, cell_pngs):
     purge_queue()
-    settings_for_worker = {"CLASSIFY_CHUNK_SIZE": 240, "PROCESSING_TIMEOUT_SECONDS": 3, "SWEEP_INTERVAL_SECONDS": 1}
+    settings_for_worker = {"CLASSIFY_CHUNK_SIZE": 480, "PROCESSING_TIMEOUT_SECONDS": 3, "SWEEP_INTERVAL_SECONDS": 1}
     first = CeleryWorker(**settings_for_worker).start()
     try:
         from django.test import override_settings
 
-        with override_settings(CLASSIFY_CHUNK_SIZE=240):
+        with override_settings(CLASSIFY_CHUNK_SIZE=480):  # one chunk: a long window to kill it in
             response = upload(clinician.client(), sample["id"], cell_pngs)
         assert response.status_code == 202
         wait_until(
