@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +16,6 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsReviewer
 from diagnostics import exports, selectors, services
-from diagnostics.api_errors import PayloadTooLarge
 from diagnostics.models import CellImageStatus, Result, SampleStatus
 from diagnostics.serializers import (
     CellImageSerializer,
@@ -30,7 +28,6 @@ from diagnostics.serializers import (
     SampleSerializer,
     UploadResultSerializer,
 )
-from diagnostics.uploads import UploadLimits, validate_upload
 
 
 class Pages(PageNumberPagination):
@@ -144,10 +141,6 @@ class SampleDetailApi(GenericAPIView):
         return Response(SampleDetailSerializer(selectors.sample_get(request.membership, sample_id)).data)
 
 
-def upload_limits() -> UploadLimits:
-    return UploadLimits(max_file_bytes=settings.UPLOAD_MAX_FILE_BYTES, max_files=settings.UPLOAD_MAX_FILES)
-
-
 class SampleImagesApi(GenericAPIView):
     serializer_class = CellImageSerializer
     pagination_class = Pages
@@ -172,33 +165,17 @@ class SampleImagesApi(GenericAPIView):
     )
     def post(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)
-        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_REQUEST_BYTES:
-            raise PayloadTooLarge(
-                f"The upload is over the {settings.UPLOAD_MAX_REQUEST_BYTES // (1024 * 1024)} MB limit per request: "
-                "send the cells in several requests."
-            )
-        limits = upload_limits()
-        files = [(f.name, read_bounded(f, limits.max_file_bytes)) for f in request.FILES.getlist("images")]
-        archive_file = request.FILES.get("archive")
-        archive = (
-            (archive_file.name, read_bounded(archive_file, settings.UPLOAD_MAX_REQUEST_BYTES)) if archive_file else None
-        )
-        if not files and archive is None:
+        images, archive = request.FILES.getlist("images"), request.FILES.get("archive")
+        if not images and archive is None:
             raise ValidationError({"detail": "Send cell images in the field 'images' or a ZIP in the field 'archive'."})
-        cells, rejected = validate_upload(files, archive, limits)
-        outcome = services.cell_images_upload(
-            sample=sample, membership=request.membership, cells=cells, rejected=rejected, request=request
+        outcome = services.cell_images_receive(
+            sample=sample, membership=request.membership, images=images, archive=archive, request=request
         )
         body = {
             "accepted": [{"id": i.pk, "filename": i.original_filename, "status": i.status} for i in outcome.accepted],
             "rejected": [{"filename": r.filename, "error": r.error} for r in outcome.rejected],
         }
         return Response(body, status=status.HTTP_202_ACCEPTED if outcome.accepted else status.HTTP_400_BAD_REQUEST)
-
-
-def read_bounded(uploaded, limit: int) -> bytes:
-    # One byte over the limit is enough for validation to say the file is too large.
-    return uploaded.read(limit + 1)
 
 
 class SampleReviewsApi(GenericAPIView):
@@ -212,22 +189,13 @@ class SampleReviewsApi(GenericAPIView):
         serializer = ReviewCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        images = {
-            image.pk: image
-            for image in selectors.cell_images_for(request.membership, sample=sample).filter(
-                pk__in=[cell["image"] for cell in data["cells"]]
-            )
-        }
-        missing = [cell["image"] for cell in data["cells"] if cell["image"] not in images]
-        if missing:
-            raise ValidationError({"cells": [f"Cell images not in this sample: {', '.join(map(str, missing))}."]})
         review = services.review_create(
             sample=sample,
             membership=request.membership,
             decision=data["decision"],
             result=data.get("result"),
             comment=data["comment"],
-            cells=[(images[cell["image"]], cell["label"]) for cell in data["cells"]],
+            cells=[(cell["image"], cell["label"]) for cell in data["cells"]],
             request=request,
         )
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)

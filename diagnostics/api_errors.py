@@ -8,16 +8,11 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from diagnostics.services import ServiceError
 
 
-class PayloadTooLarge(exceptions.APIException):
-    status_code = 413
-    default_detail = "The request is too large."
-    default_code = "payload_too_large"
-
-
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         # A dict keeps the message a plain string: {"detail": "..."}, like DRF's own errors.
-        return drf_exception_handler(exceptions.ValidationError({"detail": str(exc)}), context)
+        body = {exc.field: [str(exc)]} if exc.field else {"detail": str(exc)}
+        return drf_exception_handler(exceptions.ValidationError(body), context)
     if isinstance(exc, PermissionError):
         exc = exceptions.PermissionDenied(str(exc))
     return drf_exception_handler(exc, context)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -33,13 +34,20 @@ from diagnostics.models import (
     SampleStatus,
 )
 from diagnostics.results import CellTally, automatic_result, parasitemia
-from diagnostics.uploads import RejectedFile, ValidatedCell
+from diagnostics.uploads import RejectedFile, UploadLimits, ValidatedCell, validate_upload
 
 CLASSIFY_TASK = "worker.tasks.classify_cell_images"
 
 
 class ServiceError(ValueError):
-    """A request that breaks a rule of the lab's workflow; the message is shown to the user."""
+    """A request that breaks a rule of the lab's workflow; the message is shown to the user.
+
+    `field` names the input at fault, when there is one (the API reports it as a field error).
+    """
+
+    def __init__(self, message: str, *, field: str = ""):
+        super().__init__(message)
+        self.field = field
 
 
 # -- patients and samples -------------------------------------------------------------------------------
@@ -101,6 +109,27 @@ def sample_create(
 class UploadOutcome:
     accepted: list[CellImage]
     rejected: list[RejectedFile]
+
+
+def upload_limits() -> UploadLimits:
+    return UploadLimits(max_file_bytes=settings.UPLOAD_MAX_FILE_BYTES, max_files=settings.UPLOAD_MAX_FILES)
+
+
+def cell_images_receive(
+    *,
+    sample: Sample,
+    membership: Membership,
+    images: Sequence[UploadedFile],
+    archive: UploadedFile | None,
+    request=None,
+) -> UploadOutcome:
+    """Read an upload's files (bounded), validate each on its own, and store those that pass."""
+    limits = upload_limits()
+    # One byte over a limit is enough for validation to say the file is too large.
+    files = [(f.name, f.read(limits.max_file_bytes + 1)) for f in images]
+    zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1)) if archive else None
+    cells, rejected = validate_upload(files, zipped, limits)
+    return cell_images_upload(sample=sample, membership=membership, cells=cells, rejected=rejected, request=request)
 
 
 def cell_images_upload(
@@ -346,7 +375,7 @@ def review_create(
     decision: str,
     comment: str,
     result: str | None = None,
-    cells: Sequence[tuple[CellImage, str]] = (),
+    cells: Sequence[tuple[int, str]] = (),
     request=None,
 ) -> Review:
     reviewer = _actor(request)
@@ -367,15 +396,17 @@ def review_create(
             raise ServiceError("An override needs a result: positive, negative or indeterminate.")
     else:
         raise ServiceError("decision must be confirm or override")
-    for image, _label in cells:
-        if image.sample_id != sample.pk:
-            raise ServiceError(f"Cell image {image.pk} is not in this sample.")
+    wanted = [image_id for image_id, _label in cells]
+    images = {image.pk: image for image in CellImage.objects.filter(sample=sample, pk__in=wanted)}
+    missing = [image_id for image_id in wanted if image_id not in images]
+    if missing:
+        raise ServiceError(f"Cell images not in this sample: {', '.join(map(str, missing))}.", field="cells")
     with transaction.atomic():
         review = Review.objects.create(
             sample=sample, reviewer=reviewer, decision=decision, result=result, comment=comment
         )
         CellRelabel.objects.bulk_create(
-            [CellRelabel(review=review, image=image, label=label) for image, label in cells]
+            [CellRelabel(review=review, image=images[image_id], label=label) for image_id, label in cells]
         )
         sample_refresh(sample_id=sample.pk)
         audit_record(

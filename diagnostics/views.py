@@ -16,13 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.access import lab_member_required, require_reviewer
 from accounts.models import Role
 from diagnostics import exports, selectors, services
-from diagnostics.api import read_bounded, upload_limits
 from diagnostics.charts import parasitemia_chart
 from diagnostics.forms import PatientForm, ReviewForm, SampleForm
 from diagnostics.models import Sample, SampleStatus
 from diagnostics.serializers import PatientSerializer, ReviewCreateSerializer, SampleCreateSerializer
 from diagnostics.served_model import served_model
-from diagnostics.uploads import validate_upload
 
 PATIENTS_PER_PAGE = 25
 CELLS_PER_PAGE = 120
@@ -126,6 +124,7 @@ def patient_edit(request, patient_id: int):
     initial = {name: getattr(patient, name) for name in PatientForm.base_fields}
     form = PatientForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
+        # A copy of its own: a refused save must not leave the page's heading showing the refused values.
         saved = save_patient(request, form, patient=selectors.patient_get(request.membership, patient_id))
         if saved is not None:
             messages.success(request, f"Patient {saved.identifier} saved.")
@@ -180,7 +179,7 @@ def sample_create(request, patient_id: int):
 def sample_upload(request, sample_id: int):
     """The upload page; its form also works without JavaScript (posted here, checked like the API's upload)."""
     sample = selectors.sample_get(request.membership, sample_id)
-    limits = upload_limits()
+    limits = services.upload_limits()
     context = {
         "section": "patients",
         "sample": sample,
@@ -191,22 +190,12 @@ def sample_upload(request, sample_id: int):
     }
     if request.method == "GET":
         return render(request, "diagnostics/sample_upload.html", context)
-    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.UPLOAD_MAX_REQUEST_BYTES:
-        context["error"] = (
-            f"The upload is over the {context['max_request_mb']} MB limit per request: send the cells in several parts."
-        )
-        return render(request, "diagnostics/sample_upload.html", context, status=413)
-    files = [(f.name, read_bounded(f, limits.max_file_bytes)) for f in request.FILES.getlist("images")]
-    archive_file = request.FILES.get("archive")
-    archive = (
-        (archive_file.name, read_bounded(archive_file, settings.UPLOAD_MAX_REQUEST_BYTES)) if archive_file else None
-    )
-    if not files and archive is None:
+    images, archive = request.FILES.getlist("images"), request.FILES.get("archive")
+    if not images and archive is None:
         context["error"] = "Choose cell images, or a ZIP archive of them, to upload."
         return render(request, "diagnostics/sample_upload.html", context, status=400)
-    cells, rejected = validate_upload(files, archive, limits)
-    outcome = services.cell_images_upload(
-        sample=sample, membership=request.membership, cells=cells, rejected=rejected, request=request
+    outcome = services.cell_images_receive(
+        sample=sample, membership=request.membership, images=images, archive=archive, request=request
     )
     context["outcome"] = outcome
     context["sample"] = selectors.sample_get(request.membership, sample_id)
@@ -334,14 +323,6 @@ def review_from_form(request, sample: Sample, form: ReviewForm):
         add_serializer_errors(form, serializer.errors)
         return None
     data = serializer.validated_data
-    wanted = [cell["image"] for cell in data["cells"]]
-    images = {
-        image.pk: image for image in selectors.cell_images_for(request.membership, sample=sample).filter(pk__in=wanted)
-    }
-    missing = [image_id for image_id in wanted if image_id not in images]
-    if missing:
-        form.add_error(None, f"Cell images not in this sample: {', '.join(map(str, missing))}.")
-        return None
     try:
         return services.review_create(
             sample=sample,
@@ -349,7 +330,7 @@ def review_from_form(request, sample: Sample, form: ReviewForm):
             decision=data["decision"],
             result=data.get("result"),
             comment=data["comment"],
-            cells=[(images[cell["image"]], cell["label"]) for cell in data["cells"]],
+            cells=[(cell["image"], cell["label"]) for cell in data["cells"]],
             request=request,
         )
     except (services.ServiceError, PermissionError) as exc:

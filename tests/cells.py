@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -10,6 +11,15 @@ import pytest
 SHARED_CELLS = Path(
     os.environ.get("MALARIA_CELLS", Path(__file__).resolve().parents[2] / "shared/datasets/nih-malaria-cells")
 )
+
+
+def as_png(path: Path) -> bytes:
+    """A shared (WebP) cell re-encoded as PNG, as uploads arrive."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(path).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def shared_cells_or_skip():

@@ -3,17 +3,15 @@ the Firebase Auth emulator and a real Celery worker with the real model."""
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from diagnostics.models import Sample
 from tests.celery_worker import CeleryWorker, purge_queue
-from tests.cells import cells_of_test_patients
+from tests.cells import as_png, cells_of_test_patients
 from tests.stored_cells import add_cells
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -65,9 +63,7 @@ def sign_in(page, base_url: str, email: str) -> None:
 
 
 def png_file(path: Path) -> dict:
-    buffer = io.BytesIO()
-    Image.open(path).save(buffer, format="PNG")
-    return {"name": path.with_suffix(".png").name, "mimeType": "image/png", "buffer": buffer.getvalue()}
+    return {"name": path.with_suffix(".png").name, "mimeType": "image/png", "buffer": as_png(path)}
 
 
 def test_clinician_signs_in_creates_a_patient_uploads_cells_and_opens_a_heatmap(page, live_server, clinician):

@@ -5,17 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.cells import cells_of_test_patients
+from tests.cells import as_png, cells_of_test_patients
 from worker.engine import PARASITIZED, UNINFECTED, CellClassification, CellClassifier, CellFailure, get_classifier
 from worker.model_card import load_model_card
-
-
-def as_png(path) -> bytes:
-    buffer = io.BytesIO()
-    Image.open(path).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,13 @@ import io
 import time
 
 import pytest
-from PIL import Image
 
 from diagnostics.models import CellImage, Prediction
 from tests.celery_worker import CeleryWorker, purge_queue
-from tests.cells import cells_of_test_patients
+from tests.cells import as_png, cells_of_test_patients
 from worker.engine import get_classifier
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def as_png(path) -> bytes:
-    buffer = io.BytesIO()
-    Image.open(path).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

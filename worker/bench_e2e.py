@@ -11,10 +11,8 @@ and as its last line one JSON object.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,22 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "malaria_bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def as_png(path: Path) -> bytes:
-    buffer = io.BytesIO()
-    Image.open(path).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--singles", type=int, default=30)
     args = parser.parse_args(argv)
 
-    from tests.firebase_emulator import AuthEmulator
+    from tests.firebase_emulator import AuthEmulator, free_port
+    from worker.bench_classifier import as_png
     from worker.dataset import list_cells
 
     subprocess.run(
