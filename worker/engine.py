@@ -18,7 +18,7 @@ import numpy as np
 
 from worker.calibration import calibrated_probability
 from worker.model_card import ModelCard, ModelFileError, load_model_card, served_model_dir
-from worker.preprocessing import CellImageError, prepare_cell_uint8
+from worker.preprocessing import CellImageError, prepare_cell_uint8, to_network_input
 
 PARASITIZED, UNINFECTED = "parasitized", "uninfected"
 DEFAULT_BATCH_SIZE = 256
@@ -127,7 +127,7 @@ class CellClassifier:
                 if isinstance(item, CellFailure):
                     results[start + i] = item
             if good:
-                batch = np.stack([chunk[i] for i in good]).astype(np.float32) * np.float32(1.0 / 255.0)
+                batch = to_network_input(np.stack([chunk[i] for i in good]))
                 probabilities = self.probabilities(batch)
                 for i, probability in zip(good, probabilities, strict=True):
                     results[start + i] = self.verdict(probability)

@@ -78,17 +78,19 @@ def pad_to_square(image: Image.Image) -> Image.Image:
     return square
 
 
-def prepare_cell(data: bytes | Image.Image, size: int) -> np.ndarray:
-    """Bytes or a PIL image in; a (size, size, 3) float32 array in [0, 1] out."""
-    image = pad_to_square(to_rgb(open_cell_image(data)))
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-    return np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
-
-
 def prepare_cell_uint8(data: bytes | Image.Image, size: int) -> np.ndarray:
-    """Like prepare_cell but uint8, for compact caches; divide by 255 to get prepare_cell's output."""
+    """Bytes or a PIL image in; a (size, size, 3) uint8 array out (compact: caches and batches)."""
     image = pad_to_square(to_rgb(open_cell_image(data)))
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(image, dtype=np.uint8)
+
+
+def to_network_input(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (one cell or a batch) -> float32 in [0, 1], as the network takes them."""
+    return pixels.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def prepare_cell(data: bytes | Image.Image, size: int) -> np.ndarray:
+    """Bytes or a PIL image in; the network's input, a (size, size, 3) float32 array in [0, 1], out."""
+    return to_network_input(prepare_cell_uint8(data, size))

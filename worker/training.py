@@ -29,7 +29,7 @@ from worker.calibration import (
 )
 from worker.dataset import cached_arrays, list_cells, manifest_digest, split_patients
 from worker.model_card import ARCHITECTURE_VERSION, DEFAULT_MODEL_DIR, write_model_card
-from worker.preprocessing import PREPROCESSING_VERSION
+from worker.preprocessing import PREPROCESSING_VERSION, to_network_input
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -75,7 +75,7 @@ def train(args: argparse.Namespace) -> dict:
 
     def augment_batch(step, batch):
         x, y = batch
-        x = augment(tf.cast(x, tf.float32) / 255.0, tf.stack([seed[0], step]))
+        x = augment(tf.cast(x, tf.float32) * (1.0 / 255.0), tf.stack([seed[0], step]))  # as to_network_input
         return x, tf.cast(y, tf.float32)
 
     train_data = (
@@ -87,7 +87,7 @@ def train(args: argparse.Namespace) -> dict:
         .map(augment_batch, num_parallel_calls=2, deterministic=True)
         .prefetch(2)
     )
-    x_validation = images[members["validation"]].astype(np.float32) / 255.0
+    x_validation = to_network_input(images[members["validation"]])
     y_validation = labels[members["validation"]].astype(np.float32)
 
     architecture = {
@@ -149,7 +149,7 @@ def train(args: argparse.Namespace) -> dict:
     threshold = choose_threshold(validation_probability, y_validation)
     band = choose_uncertain_band(validation_probability, y_validation, threshold)
 
-    x_test = images[members["test"]].astype(np.float32) / 255.0
+    x_test = to_network_input(images[members["test"]])
     test_logits = predict_logits(model, x_test)
     test_probability = calibrated_probability(test_logits, temperature)
     metrics = {
