@@ -5,11 +5,17 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/datasets/nih-malaria-cells
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install run test lint format train evaluate bench-classifier bench-e2e screenshots clean
+.PHONY: install install-dev run test lint format train evaluate bench-classifier bench-e2e screenshots clean
 
+# What running needs and no more: no TensorFlow, SciPy, scikit-learn or matplotlib.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# Tests, training, evaluation and benchmarks add the `training` and `dev` extras.
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[training,dev]"
 	touch $@
 
@@ -29,41 +35,43 @@ $(CHROMIUM):
 
 install: $(VENV)/.installed node_modules/.installed static/build/.built
 
+install-dev: install $(VENV)/.installed-dev
+
 # Everything on this machine: Auth emulator with demo accounts, database, worker, web server.
 run: install
 	$(PY) -m malaria_site.run_local
 
 # Against PostgreSQL and Redis on 127.0.0.1 (see malaria_site/settings.py), the Auth emulator and a real worker.
-test: install $(CHROMIUM)
+test: install-dev $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DATABASE_URL=sqlite:///:memory: MALARIA_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: install
+format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 # Trains, calibrates and writes worker/model/ (at most 45 minutes on 2 cores).
-train: install
+train: install-dev
 	$(PY) -m worker.training train --data $(DATA)
 
-evaluate: install
+evaluate: install-dev
 	$(PY) -m worker.training evaluate --data $(DATA) --out out/evaluation $(if $(SPLIT),--split $(SPLIT))
 
-bench-classifier: install
-	$(PY) -m worker.bench_classifier --data $(DATA)
+bench-classifier: install-dev
+	$(PY) -m worker.tools.bench_classifier --data $(DATA)
 
-bench-e2e: install
-	$(PY) -m worker.bench_e2e --data $(DATA)
+bench-e2e: install-dev
+	$(PY) -m worker.tools.bench_e2e --data $(DATA)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache var/test-media static/build
 
 # A PNG of every page at desktop and phone width, in out/screenshots (needs PostgreSQL and Redis, as tests).
-screenshots: install $(CHROMIUM)
+screenshots: install-dev $(CHROMIUM)
 	SCREENSHOT_DIR=out/screenshots $(PY) -m pytest tests/screenshot_pages.py -q -p no:cacheprovider

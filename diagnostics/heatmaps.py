@@ -13,8 +13,8 @@ from diagnostics.models import CellImage
 
 
 def heatmap_png(image: CellImage) -> bytes:
-    from worker.engine import get_classifier
-    from worker.gradcam import heatmap_overlay_png
+    from worker.serving.engine import get_classifier
+    from worker.serving.gradcam import heatmap_overlay_png
 
     classifier = get_classifier()
     name = f"heatmaps/{classifier.card.version}/lab-{image.sample.lab_id}/{image.pk}.png"

@@ -1,6 +1,6 @@
 """The card of the model this deployment serves, for the pages (version in the footer, the model card page).
 
-Only worker.model_card is imported (no inference runtime). The card is verified against its files once per
+Only worker.serving.model_card is imported (no inference runtime). The card is verified against its files once per
 change of the card file, not on every page.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from worker.model_card import CARD_NAME, ModelCard, ModelFileError, load_model_card, served_model_dir
+from worker.serving.model_card import CARD_NAME, ModelCard, ModelFileError, load_model_card, served_model_dir
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,14 @@ acts, and writes an audit event for what a lab would want to trace.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -33,8 +32,8 @@ from diagnostics.models import (
     Sample,
     SampleStatus,
 )
-from diagnostics.results import CellTally, automatic_result, parasitemia
 from diagnostics.uploads import RejectedFile, UploadLimits, ValidatedCell, validate_upload
+from worker.serving.results import CellTally, automatic_result, parasitemia
 
 CLASSIFY_TASK = "worker.tasks.classify_cell_images"
 
@@ -199,121 +198,6 @@ def cell_images_enqueue(*, image_ids: Sequence[int]) -> None:
     CellImage.objects.filter(pk__in=image_ids).update(enqueued_at=timezone.now())
     for start in range(0, len(image_ids), chunk):
         app.send_task(CLASSIFY_TASK, args=[list(image_ids[start : start + chunk])])
-
-
-# -- the worker's side -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClaimedImage:
-    id: int
-    file_name: str
-
-
-def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedImage]]:
-    """Claim queued images for one task run; images already claimed or done are skipped (tasks may run twice)."""
-    token = uuid.uuid4()
-    claimed = CellImage.objects.filter(pk__in=list(image_ids), status=CellImageStatus.QUEUED).update(
-        status=CellImageStatus.PROCESSING, claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return token, []
-    rows = CellImage.objects.filter(claim_token=token).values_list("id", "file", "sample_id")
-    for sample_id in {row[2] for row in rows}:
-        sample_refresh(sample_id=sample_id)
-    return token, [ClaimedImage(id=row[0], file_name=row[1]) for row in rows]
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    image_id: int
-    label: str | None = None  # None: the image failed
-    probability: float | None = None
-    uncertain: bool = False
-    model_version: str = ""
-    error: str = ""
-
-
-def cell_outcomes_record(*, token: uuid.UUID, outcomes: Sequence[CellOutcome]) -> int:
-    """Write predictions and failures of a claim in bulk; the samples' counts and results follow atomically."""
-    with transaction.atomic():
-        # Only images still held by this claim: a swept-and-reclaimed image is someone else's now.
-        held = set(
-            CellImage.objects.select_for_update()
-            .filter(claim_token=token, status=CellImageStatus.PROCESSING)
-            .values_list("id", flat=True)
-        )
-        outcomes = [o for o in outcomes if o.image_id in held]
-        predictions = [
-            Prediction(
-                image_id=o.image_id,
-                label=o.label,
-                probability=o.probability,
-                uncertain=o.uncertain,
-                model_version=o.model_version,
-            )
-            for o in outcomes
-            if o.label is not None
-        ]
-        Prediction.objects.bulk_create(predictions)
-        classified = [o.image_id for o in outcomes if o.label is not None]
-        CellImage.objects.filter(pk__in=classified).update(
-            status=CellImageStatus.CLASSIFIED, claim_token=None, error=""
-        )
-        for o in outcomes:
-            if o.label is None:
-                CellImage.objects.filter(pk=o.image_id).update(
-                    status=CellImageStatus.FAILED, claim_token=None, error=o.error[:300]
-                )
-        sample_ids = set(
-            CellImage.objects.filter(pk__in=[o.image_id for o in outcomes]).values_list("sample_id", flat=True)
-        )
-        for sample_id in sorted(sample_ids):
-            sample_refresh(sample_id=sample_id)
-    return len(outcomes)
-
-
-def cell_images_release(*, token: uuid.UUID) -> list[int]:
-    """Put a claim's unfinished images back in the queue (a transient error); returns their ids."""
-    with transaction.atomic():
-        ids = list(
-            CellImage.objects.filter(claim_token=token, status=CellImageStatus.PROCESSING).values_list("id", flat=True)
-        )
-        CellImage.objects.filter(pk__in=ids).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
-        for sample_id in set(CellImage.objects.filter(pk__in=ids).values_list("sample_id", flat=True)):
-            sample_refresh(sample_id=sample_id)
-    return ids
-
-
-def cell_images_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
-    """Images stuck in 'processing' (their worker died) go back to the queue, or fail after max_attempts."""
-    limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
-    cutoff = timezone.now() - dt.timedelta(seconds=limit)
-    with transaction.atomic():
-        stalled = CellImage.objects.select_for_update(skip_locked=True).filter(
-            status=CellImageStatus.PROCESSING, claimed_at__lt=cutoff
-        )
-        rows = list(stalled.values_list("id", "attempts", "sample_id"))
-        retry = [row[0] for row in rows if row[1] < max_attempts]
-        give_up = [row[0] for row in rows if row[1] >= max_attempts]
-        CellImage.objects.filter(pk__in=retry).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
-        CellImage.objects.filter(pk__in=give_up).update(
-            status=CellImageStatus.FAILED,
-            claim_token=None,
-            error=f"classification did not finish after {max_attempts} attempts",
-        )
-        for sample_id in {row[2] for row in rows}:
-            sample_refresh(sample_id=sample_id)
-        # Queued images whose message was lost (a broker restarted empty) are sent again.
-        resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
-        lost = list(
-            CellImage.objects.filter(status=CellImageStatus.QUEUED, enqueued_at__lt=resend_cutoff).values_list(
-                "id", flat=True
-            )
-        )
-        if retry or lost:
-            transaction.on_commit(lambda: cell_images_enqueue(image_ids=retry + lost))
-    return retry + lost
 
 
 # -- counts and results ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ app.autodiscover_tasks(["worker"])
 @worker_init.connect
 def refuse_to_start_without_a_valid_model(**_):
     """A worker whose model card or files are missing, corrupt or from other code must not start at all."""
-    from worker.model_card import ModelFileError, load_model_card, served_model_dir
+    from worker.serving.model_card import ModelFileError, load_model_card, served_model_dir
 
     try:
         load_model_card(served_model_dir())

@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from malaria_site.auth_emulator import AuthEmulator
+
 ROOT = Path(__file__).resolve().parents[1]
 VAR = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var"))
 WEB_PORT = int(os.environ.get("PORT", "8000"))
@@ -71,20 +73,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        host, port = EMULATOR.split(":")
-        emulator = start(
-            "auth-emulator",
-            [
-                str(ROOT / "node_modules/.bin/firebase"),
-                "emulators:start",
-                "--only",
-                "auth",
-                "--project",
-                env["FIREBASE_PROJECT_ID"],
-            ],
-        )
         print(f"Starting the Firebase Auth emulator on {EMULATOR} ...", flush=True)
-        wait_for(f"http://{EMULATOR}/", emulator, "the Auth emulator")
+        emulator = AuthEmulator(port=int(EMULATOR.rsplit(":", 1)[1]), log_path=VAR / "logs" / "auth-emulator.log")
+        processes.append(emulator.process)
         subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         print("Demo accounts (lab 'Demo Lab'):", flush=True)
         subprocess.run([python, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)

@@ -11,7 +11,7 @@ import os
 import pytest
 from rest_framework.test import APIClient
 
-from tests.firebase_emulator import AuthEmulator
+from malaria_site.auth_emulator import AuthEmulator
 
 _numbers = itertools.count(1)
 

@@ -15,7 +15,7 @@ from tests.cells import as_png, cells_of_test_patients
 from tests.stored_cells import add_cells
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-PASSWORD = "correct-horse-battery"  # tests.firebase_emulator's default
+PASSWORD = "correct-horse-battery"  # malaria_site.auth_emulator's default
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make are still synchronous.

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from tests.cells import as_png, cells_of_test_patients
-from worker.engine import PARASITIZED, UNINFECTED, CellClassification, CellClassifier, CellFailure, get_classifier
-from worker.model_card import load_model_card
+from worker.serving.engine import (
+    PARASITIZED,
+    UNINFECTED,
+    CellClassification,
+    CellClassifier,
+    CellFailure,
+    get_classifier,
+)
+from worker.serving.model_card import load_model_card
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +74,7 @@ def test_evaluate_command_agrees_with_the_engine(classifier, test_cells, tmp_pat
         folder = data / ("Parasitized" if cell.label else "Uninfected")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / cell.path.with_suffix(".png").name).write_bytes(as_png(cell.path))
-    from worker.training import main
+    from worker.training.train import main
 
     out = tmp_path / "evaluation"
     import contextlib

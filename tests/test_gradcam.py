@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from tests.cells import cells_of_test_patients
-from worker.engine import get_classifier
-from worker.gradcam import heatmap_overlay_png
-from worker.preprocessing import CellImageError, prepare_cell
+from worker.serving.engine import get_classifier
+from worker.serving.gradcam import heatmap_overlay_png
+from worker.serving.preprocessing import CellImageError, prepare_cell
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_heatmap_of_garbage_is_a_typed_error():
 def test_served_activation_map_is_grad_cam(cell_path):
     """The served map equals Grad-CAM computed with gradients in TensorFlow on the Keras weights."""
     tf = pytest.importorskip("tensorflow")
-    from worker.architecture import LAST_CONV, build_model
+    from worker.training.architecture import LAST_CONV, build_model
 
     classifier = get_classifier()
     card = classifier.card

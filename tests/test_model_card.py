@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from worker.engine import CellClassifier
-from worker.model_card import CARD_NAME, DEFAULT_MODEL_DIR, ModelFileError, load_model_card
+from worker.serving.engine import CellClassifier
+from worker.serving.model_card import CARD_NAME, DEFAULT_MODEL_DIR, ModelFileError, load_model_card
 
 
 @pytest.fixture

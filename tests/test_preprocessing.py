@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worker.preprocessing import CellImageError, prepare_cell
+from worker.serving.preprocessing import CellImageError, prepare_cell
 
 SIZE = 64
 

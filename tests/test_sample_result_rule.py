@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from diagnostics.results import (
+from worker.serving.results import (
     MIN_CELLS_FOR_RESULT,
     NEGATIVE_PARASITEMIA,
     POSITIVE_MIN_CELLS,

@@ -10,7 +10,7 @@ import pytest
 from diagnostics.models import CellImage, Prediction
 from tests.celery_worker import CeleryWorker, purge_queue
 from tests.cells import as_png, cells_of_test_patients
-from worker.engine import get_classifier
+from worker.serving.engine import get_classifier
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -141,7 +141,7 @@ def test_worker_killed_mid_chunk_loses_nothing_and_classifies_each_cell_once(cli
 def test_worker_with_a_corrupt_model_refuses_to_start_naming_the_file(tmp_path):
     import shutil
 
-    from worker.model_card import DEFAULT_MODEL_DIR
+    from worker.serving.model_card import DEFAULT_MODEL_DIR
 
     broken = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL_DIR, broken)

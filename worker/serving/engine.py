@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.calibration import calibrated_probability
-from worker.model_card import ModelCard, ModelFileError, load_model_card, served_model_dir
-from worker.preprocessing import CellImageError, prepare_cell_uint8, to_network_input
+from worker.serving.calibration import calibrated_probability
+from worker.serving.model_card import ModelCard, ModelFileError, load_model_card, served_model_dir
+from worker.serving.preprocessing import CellImageError, prepare_cell_uint8, to_network_input
 
 PARASITIZED, UNINFECTED = "parasitized", "uninfected"
 DEFAULT_BATCH_SIZE = 256

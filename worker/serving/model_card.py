@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.preprocessing import PREPROCESSING_VERSION
+from worker.serving.preprocessing import PREPROCESSING_VERSION
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CARD_NAME = "model_card.json"
-# Bump when worker.architecture.build_model changes the network it builds for a given configuration.
+# Bump when worker.training.architecture.build_model changes the network it builds for a given configuration.
 ARCHITECTURE_VERSION = "strided-stem-vgg/v1"
 REQUIRED_FIELDS = (
     "version",

@@ -12,7 +12,7 @@ import contextlib
 import io
 from pathlib import Path
 
-from worker.architecture import LAST_CONV
+from worker.training.architecture import LAST_CONV
 
 
 def serving_model(model):

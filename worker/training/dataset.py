@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.preprocessing import PREPROCESSING_VERSION, prepare_cell_uint8
+from worker.serving.preprocessing import PREPROCESSING_VERSION, prepare_cell_uint8
 
 LABELS = ("Uninfected", "Parasitized")  # index 1 is the positive class
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}

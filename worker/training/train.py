@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.calibration import (
-    calibrated_probability,
+from worker.serving.calibration import calibrated_probability
+from worker.serving.model_card import ARCHITECTURE_VERSION, DEFAULT_MODEL_DIR, write_model_card
+from worker.serving.preprocessing import PREPROCESSING_VERSION, to_network_input
+from worker.training.calibration import (
     cell_metrics,
     choose_threshold,
     choose_uncertain_band,
     fit_temperature,
 )
-from worker.dataset import cached_arrays, list_cells, manifest_digest, split_patients
-from worker.model_card import ARCHITECTURE_VERSION, DEFAULT_MODEL_DIR, write_model_card
-from worker.preprocessing import PREPROCESSING_VERSION, to_network_input
+from worker.training.dataset import cached_arrays, list_cells, manifest_digest, split_patients
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,9 +50,9 @@ def train(args: argparse.Namespace) -> dict:
     import keras
     import tensorflow as tf
 
-    from worker.architecture import build_model
-    from worker.augmentation import augment
-    from worker.export import export_litert
+    from worker.training.architecture import build_model
+    from worker.training.augmentation import augment
+    from worker.training.export import export_litert
 
     started = time.monotonic()
     keras.utils.set_random_seed(args.seed)
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         train(args)
     else:
-        from worker.evaluation import evaluate
+        from worker.training.evaluation import evaluate
 
         result = evaluate(data=args.data, model_dir=args.model, out=args.out, split=args.split)
         print(json.dumps(result))

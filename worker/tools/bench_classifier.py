@@ -1,6 +1,6 @@
 """Benchmark: the engine against the seed's one-`model.predict`-per-image path, on real cells as PNG bytes.
 
-    python -m worker.bench_classifier [--data ../shared/datasets/nih-malaria-cells] [--cells 2000] [--naive 300]
+    python -m worker.tools.bench_classifier [--data ../shared/datasets/nih-malaria-cells] [--cells 2000] [--naive 300]
 
 Cells are re-encoded from the shared WebP files to PNG in memory first (uploads are PNG or JPEG), so the
 timings include decoding, preprocessing and inference, as in the worker. The engine is measured before
@@ -20,10 +20,10 @@ import time
 import numpy as np
 from PIL import Image
 
-from worker.dataset import list_cells
-from worker.engine import DEFAULT_BATCH_SIZE, CellClassification, CellClassifier
-from worker.model_card import DEFAULT_MODEL_DIR, load_model_card
-from worker.preprocessing import prepare_cell
+from worker.serving.engine import DEFAULT_BATCH_SIZE, CellClassification, CellClassifier
+from worker.serving.model_card import DEFAULT_MODEL_DIR, load_model_card
+from worker.serving.preprocessing import prepare_cell
+from worker.training.dataset import list_cells
 
 
 def peak_rss_mb() -> float:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The seed's way: a Keras model, one model.predict call per uploaded image.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from worker.architecture import build_model
+    from worker.training.architecture import build_model
 
     architecture = card.data["architecture"]
     model = build_model(

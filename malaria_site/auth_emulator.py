@@ -1,4 +1,8 @@
-"""The Firebase Auth emulator (firebase-tools from npm), started once per test session, offline."""
+"""The Firebase Auth emulator (firebase-tools from npm), offline: for `make run`, the tests and the benchmarks.
+
+Development only: the emulator's tokens are unsigned, and the settings refuse to trust them unless debug is
+on, the project id starts with demo- and FIREBASE_AUTH_EMULATOR_TRUSTED is set (docs/decisions.md).
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,10 @@ def free_port() -> int:
 
 
 class AuthEmulator:
-    def __init__(self):
+    def __init__(self, *, port: int | None = None, log_path: Path | None = None):
         if not FIREBASE.exists():
             raise RuntimeError(f"{FIREBASE} is missing: run `make install` (npm ci installs firebase-tools)")
-        self.port = free_port()
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.folder = tempfile.TemporaryDirectory(prefix="auth-emulator-")
         config = Path(self.folder.name) / "firebase.json"
@@ -43,7 +47,7 @@ class AuthEmulator:
                 }
             )
         )
-        self.log = open(Path(self.folder.name) / "emulator.log", "w")  # noqa: SIM115
+        self.log = open(log_path or Path(self.folder.name) / "emulator.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [str(FIREBASE), "emulators:start", "--only", "auth", "--project", PROJECT_ID, "--config", str(config)],
             cwd=self.folder.name,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.calibration import cell_metrics
-from worker.dataset import LABELS, list_cells
-from worker.engine import CellClassification, CellClassifier
-from worker.model_card import load_model_card
+from worker.serving.engine import CellClassification, CellClassifier
+from worker.serving.model_card import load_model_card
+from worker.training.calibration import cell_metrics
+from worker.training.dataset import LABELS, list_cells
 
 
 def evaluate(*, data: str, model_dir: str, out: str, split: str = "all") -> dict:

@@ -14,8 +14,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from worker.engine import CellClassifier
-from worker.preprocessing import open_cell_image, pad_to_square, prepare_cell, to_rgb
+from worker.serving.engine import CellClassifier
+from worker.serving.preprocessing import open_cell_image, pad_to_square, prepare_cell, to_rgb
 
 # A perceptually ordered dark-blue -> cyan -> yellow -> red ramp (no matplotlib needed at serving time).
 _RAMP = np.array([[0, 0, 96], [0, 96, 255], [0, 224, 224], [255, 230, 0], [255, 64, 0], [192, 0, 0]], dtype=np.float32)

@@ -1,8 +1,8 @@
 """End-to-end benchmark: real cells through the HTTP API -> Redis -> one Celery worker -> PostgreSQL.
 
-    python -m worker.bench_e2e [--data ../shared/datasets/nih-malaria-cells] [--cells 1000] [--batch 100]
+    python -m worker.tools.bench_e2e [--data ../shared/datasets/nih-malaria-cells] [--cells 1000] [--batch 100]
 
-Runs against a throw-away PostgreSQL database (malaria_bench) and Redis db 14 on this machine, the Auth
+Runs against a throw-away PostgreSQL database (malaria_bench) and Redis db 13 on this machine, the Auth
 emulator, a web server (gunicorn) and one worker, all started here. Prints cells/s for the bulk submission
 (first upload request to the last prediction in PostgreSQL), p50/p95 of upload -> result for single cells,
 and as its last line one JSON object.
@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--singles", type=int, default=30)
     args = parser.parse_args(argv)
 
-    from tests.firebase_emulator import AuthEmulator, free_port
-    from worker.bench_classifier import as_png
-    from worker.dataset import list_cells
+    from malaria_site.auth_emulator import AuthEmulator, free_port
+    from worker.tools.bench_classifier import as_png
+    from worker.training.dataset import list_cells
 
     subprocess.run(
         ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"], check=True
@@ -46,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-        "REDIS_URL": "redis://127.0.0.1:6379/14",
+        "REDIS_URL": "redis://127.0.0.1:6379/13",  # not 14 or 15: the tests' broker and cache
         "MEDIA_ROOT": str(media),
-        "MALARIA_TESTING": "1",  # allows the Auth emulator without DEBUG's per-query bookkeeping
+        # Development mode is the only one that trusts the Auth emulator (see FIREBASE_AUTH_EMULATOR_TRUSTED).
+        "DJANGO_DEBUG": "1",
+        "FIREBASE_AUTH_EMULATOR_TRUSTED": "1",
+        "FIREBASE_PROJECT_ID": "demo-malaria-detect",
         "FIREBASE_AUTH_EMULATOR_HOST": emulator.host,
         "PYTHONPATH": str(ROOT),
     }
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     python = sys.executable
     try:
         subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["redis-cli", "-n", "13", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
         email = "bench@example.org"
         emulator.create_account(email)
         setup = (

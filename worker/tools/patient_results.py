@@ -1,6 +1,6 @@
-"""How the sample result rule (diagnostics.results) behaves on whole patients of the model's split.
+"""How the sample result rule (worker.serving.results) behaves on whole patients of the model's split.
 
-    python -m worker.patient_results --data ../shared/datasets/nih-malaria-cells [--split validation]
+    python -m worker.tools.patient_results --data ../shared/datasets/nih-malaria-cells [--split validation]
 
 Each patient's cells are treated as one sample: the engine classifies them, the rule gives a result,
 and the table shows it beside the truth (a patient with any parasitized cell is infected). Used to set
@@ -14,9 +14,9 @@ import collections
 import json
 import sys
 
-from diagnostics.results import CellTally, automatic_result
-from worker.dataset import list_cells
-from worker.engine import PARASITIZED, CellClassification, get_classifier
+from worker.serving.engine import PARASITIZED, CellClassification, get_classifier
+from worker.serving.results import CellTally, automatic_result
+from worker.training.dataset import list_cells
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,22 +1,18 @@
 """Turning logits into calibrated probabilities, a decision threshold and an "uncertain" band.
 
-All three are fitted on validation patients only and stored in the model card. Pure NumPy/SciPy.
+All three are fitted on validation patients only and stored in the model card (training only: SciPy and
+scikit-learn are the `training` extra). Serving applies the temperature with worker.serving.calibration.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import expit
 
 # The band around the threshold is widened until the cells outside it are classified at least this
 # accurately on validation, but never so far that more than MAX_UNCERTAIN of the cells fall inside.
 TARGET_CONFIDENT_ACCURACY = 0.995
 MAX_UNCERTAIN = 0.08
-
-
-def calibrated_probability(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return expit(np.asarray(logits, dtype=np.float64) / temperature)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -1,0 +1,178 @@
+"""The worker's side of classification: claim queued cell images, classify them, record the outcomes.
+
+A task may run twice and a worker may die mid-chunk, so work is claimed with a conditional UPDATE and a
+claim token; outcomes are written only for images still held by that claim; a claim that fails is
+released; and a periodic sweep puts back what a dead worker held (docs/decisions.md, "Lost work").
+The Celery tasks in worker/tasks.py call cell_images_classify and cell_images_sweep_stalled, nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from diagnostics import services
+from diagnostics.models import CellImage, CellImageStatus, Prediction
+from worker.serving.engine import CellClassification, get_classifier
+
+
+def cell_images_classify(*, image_ids: Sequence[int]) -> int:
+    """Classify one chunk of queued images end to end; returns how many outcomes were recorded.
+
+    Images already claimed or done are skipped. On any error the claim is released (a retry or the
+    sweeper classifies them later) and the error propagates for the task's retry policy.
+    """
+    token, claimed = cell_images_claim(image_ids=image_ids)
+    if not claimed:
+        return 0  # already done by an earlier delivery of this task
+    try:
+        outcomes: list[CellOutcome] = []
+        readable: list[tuple[int, bytes]] = []
+        for image in claimed:
+            try:
+                readable.append((image.id, _read_stored(image.file_name)))
+            except OSError as exc:
+                outcomes.append(CellOutcome(image_id=image.id, error=f"stored file cannot be read: {exc}"))
+        results = get_classifier().classify([data for _, data in readable])
+        for (image_id, _), result in zip(readable, results, strict=True):
+            if isinstance(result, CellClassification):
+                outcomes.append(
+                    CellOutcome(
+                        image_id=image_id,
+                        label=result.label,
+                        probability=result.probability,
+                        uncertain=result.uncertain,
+                        model_version=result.model_version,
+                    )
+                )
+            else:
+                outcomes.append(CellOutcome(image_id=image_id, error=result.error))
+        return cell_outcomes_record(token=token, outcomes=outcomes)
+    except BaseException:
+        cell_images_release(token=token)
+        raise
+
+
+def _read_stored(name: str) -> bytes:
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+@dataclass(frozen=True)
+class ClaimedImage:
+    id: int
+    file_name: str
+
+
+def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedImage]]:
+    """Claim queued images for one task run; images already claimed or done are skipped (tasks may run twice)."""
+    token = uuid.uuid4()
+    claimed = CellImage.objects.filter(pk__in=list(image_ids), status=CellImageStatus.QUEUED).update(
+        status=CellImageStatus.PROCESSING, claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return token, []
+    rows = CellImage.objects.filter(claim_token=token).values_list("id", "file", "sample_id")
+    for sample_id in {row[2] for row in rows}:
+        services.sample_refresh(sample_id=sample_id)
+    return token, [ClaimedImage(id=row[0], file_name=row[1]) for row in rows]
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    image_id: int
+    label: str | None = None  # None: the image failed
+    probability: float | None = None
+    uncertain: bool = False
+    model_version: str = ""
+    error: str = ""
+
+
+def cell_outcomes_record(*, token: uuid.UUID, outcomes: Sequence[CellOutcome]) -> int:
+    """Write predictions and failures of a claim in bulk; the samples' counts and results follow atomically."""
+    with transaction.atomic():
+        # Only images still held by this claim: a swept-and-reclaimed image is someone else's now.
+        held = set(
+            CellImage.objects.select_for_update()
+            .filter(claim_token=token, status=CellImageStatus.PROCESSING)
+            .values_list("id", flat=True)
+        )
+        outcomes = [o for o in outcomes if o.image_id in held]
+        predictions = [
+            Prediction(
+                image_id=o.image_id,
+                label=o.label,
+                probability=o.probability,
+                uncertain=o.uncertain,
+                model_version=o.model_version,
+            )
+            for o in outcomes
+            if o.label is not None
+        ]
+        Prediction.objects.bulk_create(predictions)
+        classified = [o.image_id for o in outcomes if o.label is not None]
+        CellImage.objects.filter(pk__in=classified).update(
+            status=CellImageStatus.CLASSIFIED, claim_token=None, error=""
+        )
+        for o in outcomes:
+            if o.label is None:
+                CellImage.objects.filter(pk=o.image_id).update(
+                    status=CellImageStatus.FAILED, claim_token=None, error=o.error[:300]
+                )
+        sample_ids = set(
+            CellImage.objects.filter(pk__in=[o.image_id for o in outcomes]).values_list("sample_id", flat=True)
+        )
+        for sample_id in sorted(sample_ids):
+            services.sample_refresh(sample_id=sample_id)
+    return len(outcomes)
+
+
+def cell_images_release(*, token: uuid.UUID) -> list[int]:
+    """Put a claim's unfinished images back in the queue (a transient error); returns their ids."""
+    with transaction.atomic():
+        ids = list(
+            CellImage.objects.filter(claim_token=token, status=CellImageStatus.PROCESSING).values_list("id", flat=True)
+        )
+        CellImage.objects.filter(pk__in=ids).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
+        for sample_id in set(CellImage.objects.filter(pk__in=ids).values_list("sample_id", flat=True)):
+            services.sample_refresh(sample_id=sample_id)
+    return ids
+
+
+def cell_images_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
+    """Images stuck in 'processing' (their worker died) go back to the queue, or fail after max_attempts."""
+    limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
+    cutoff = timezone.now() - dt.timedelta(seconds=limit)
+    with transaction.atomic():
+        stalled = CellImage.objects.select_for_update(skip_locked=True).filter(
+            status=CellImageStatus.PROCESSING, claimed_at__lt=cutoff
+        )
+        rows = list(stalled.values_list("id", "attempts", "sample_id"))
+        retry = [row[0] for row in rows if row[1] < max_attempts]
+        give_up = [row[0] for row in rows if row[1] >= max_attempts]
+        CellImage.objects.filter(pk__in=retry).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
+        CellImage.objects.filter(pk__in=give_up).update(
+            status=CellImageStatus.FAILED,
+            claim_token=None,
+            error=f"classification did not finish after {max_attempts} attempts",
+        )
+        for sample_id in {row[2] for row in rows}:
+            services.sample_refresh(sample_id=sample_id)
+        # Queued images whose message was lost (a broker restarted empty) are sent again.
+        resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
+        lost = list(
+            CellImage.objects.filter(status=CellImageStatus.QUEUED, enqueued_at__lt=resend_cutoff).values_list(
+                "id", flat=True
+            )
+        )
+        if retry or lost:
+            transaction.on_commit(lambda: services.cell_images_enqueue(image_ids=retry + lost))
+    return retry + lost

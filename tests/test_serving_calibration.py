@@ -1,0 +1,19 @@
+"""Serving applies the temperature without SciPy, and gets exactly the probabilities SciPy would."""
+
+import numpy as np
+import pytest
+
+from worker.serving.calibration import calibrated_probability
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 1.37])
+def test_calibrated_probability_is_scipys_expit_bit_for_bit(temperature):
+    expit = pytest.importorskip("scipy.special").expit
+    logits = np.concatenate([np.linspace(-900, 900, 20_001), np.random.default_rng(7).normal(0, 6, 20_000)])
+    assert np.array_equal(calibrated_probability(logits, temperature), expit(logits / temperature))
+
+
+def test_extreme_logits_give_0_and_1_without_warnings():
+    with np.errstate(all="raise"):
+        probabilities = calibrated_probability(np.array([-1e6, 0.0, 1e6]), 1.0)
+    assert probabilities.tolist() == [0.0, 0.5, 1.0]

@@ -1,0 +1,5 @@
+import sys
+
+from worker.training.train import main
+
+sys.exit(main())
