@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from accounts.audit import audit_record
+from accounts.audit import audit_context, audit_record
 from accounts.models import AuditEvent, Lab, Membership, User
 
 
@@ -20,7 +20,11 @@ class LabAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         audit_record(
-            action="lab.update" if change else "lab.create", target=obj, actor=request.user, lab=obj, request=request
+            action="lab.update" if change else "lab.create",
+            context=audit_context(request),
+            target=obj,
+            actor=request.user,
+            lab=obj,
         )
 
 
@@ -36,20 +40,20 @@ class MembershipAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         audit_record(
             action="membership.role_change",
+            context=audit_context(request),
             target=obj,
             actor=request.user,
             lab=obj.lab,
-            request=request,
             detail={"email": obj.email, "from": previous, "to": obj.role, "via": "admin"},
         )
 
     def delete_model(self, request, obj):
         audit_record(
             action="membership.role_change",
+            context=audit_context(request),
             target=obj,
             actor=request.user,
             lab=obj.lab,
-            request=request,
             detail={"email": obj.email, "from": obj.role, "to": None, "via": "admin"},
         )
         super().delete_model(request, obj)

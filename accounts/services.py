@@ -1,10 +1,14 @@
-"""Writes about users, labs and roles."""
+"""Writes about users, labs and roles.
+
+Like diagnostics.services: keyword-only, typed, the acting user as `actor` and the request's facts as an
+`AuditContext`. Both are optional here because management commands act with no person and no request.
+"""
 
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from accounts.audit import audit_record
+from accounts.audit import NO_REQUEST, AuditContext, audit_record
 from accounts.firebase import FirebaseIdentity
 from accounts.models import Lab, Membership, Role, User
 
@@ -31,17 +35,19 @@ def user_sign_in(*, identity: FirebaseIdentity) -> User:
     return user
 
 
-def lab_create(*, name: str, actor: User | None = None) -> Lab:
+def lab_create(*, name: str, actor: User | None = None, audit: AuditContext = NO_REQUEST) -> Lab:
     name = name.strip()
     if not name:
         raise ValueError("a lab needs a name")
     with transaction.atomic():  # a duplicate name must not spoil a surrounding transaction
         lab = Lab.objects.create(name=name)
-        audit_record(action="lab.create", target=lab, actor=actor, lab=lab, detail={"name": name})
+        audit_record(action="lab.create", context=audit, target=lab, actor=actor, lab=lab, detail={"name": name})
     return lab
 
 
-def membership_set(*, lab: Lab, email: str, role: str, actor: User | None = None) -> Membership:
+def membership_set(
+    *, lab: Lab, email: str, role: str, actor: User | None = None, audit: AuditContext = NO_REQUEST
+) -> Membership:
     """Give the person with this email a role in a lab (one lab per person)."""
     email = email.strip().lower()
     if role not in Role.values:
@@ -59,6 +65,7 @@ def membership_set(*, lab: Lab, email: str, role: str, actor: User | None = None
             membership = Membership.objects.create(lab=lab, email=email, role=role)
         audit_record(
             action="membership.role_change",
+            context=audit,
             target=membership,
             actor=actor,
             lab=lab,

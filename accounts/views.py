@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.audit import audit_record
+from accounts.audit import audit_context, audit_record
 from accounts.firebase import AuthServiceUnavailable, TokenRejected, emulator_host, verify_id_token
 from accounts.selectors import membership_for_user
 from accounts.services import user_sign_in
@@ -96,7 +96,11 @@ def session_create(request):
     session_bind(request, identity)
     membership = membership_for_user(user)
     audit_record(
-        action="session.signin", target=user, actor=user, lab=membership.lab if membership else None, request=request
+        action="session.signin",
+        context=audit_context(request),
+        target=user,
+        actor=user,
+        lab=membership.lab if membership else None,
     )
     if wants_json:
         return JsonResponse({"redirect": next_url, "email": user.email})
@@ -111,10 +115,10 @@ def signout(request):
         membership = membership_for_user(user)
         audit_record(
             action="session.signout",
+            context=audit_context(request),
             target=user,
             actor=user,
             lab=membership.lab if membership else None,
-            request=request,
         )
         session_end(request, revoke=True)
     return redirect(settings.LOGIN_URL)

@@ -14,6 +14,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.audit import audit_context
 from accounts.permissions import IsReviewer
 from diagnostics import exports, selectors, services
 from diagnostics.models import CellImageStatus, Result, SampleStatus
@@ -64,7 +65,12 @@ class PatientListApi(GenericAPIView):
     def post(self, request):
         serializer = PatientSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        patient = services.patient_create(membership=request.membership, request=request, **serializer.validated_data)
+        patient = services.patient_create(
+            actor=request.user,
+            membership=request.membership,
+            audit=audit_context(request),
+            **serializer.validated_data,
+        )
         return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
 
 
@@ -79,7 +85,11 @@ class PatientDetailApi(GenericAPIView):
         serializer = PatientSerializer(patient, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         patient = services.patient_update(
-            patient=patient, membership=request.membership, request=request, **serializer.validated_data
+            patient=patient,
+            actor=request.user,
+            membership=request.membership,
+            audit=audit_context(request),
+            changes=serializer.validated_data,
         )
         return Response(PatientSerializer(patient).data)
 
@@ -126,10 +136,11 @@ class SampleListApi(GenericAPIView):
             raise ValidationError({"patient": ["No such patient in your lab."]}) from exc
         sample = services.sample_create(
             patient=patient,
+            actor=request.user,
             membership=request.membership,
+            audit=audit_context(request),
             collected_at=data.get("collected_at"),
             notes=data.get("notes", ""),
-            request=request,
         )
         return Response(SampleDetailSerializer(sample).data, status=status.HTTP_201_CREATED)
 
@@ -169,7 +180,12 @@ class SampleImagesApi(GenericAPIView):
         if not images and archive is None:
             raise ValidationError({"detail": "Send cell images in the field 'images' or a ZIP in the field 'archive'."})
         outcome = services.cell_images_receive(
-            sample=sample, membership=request.membership, images=images, archive=archive, request=request
+            sample=sample,
+            actor=request.user,
+            membership=request.membership,
+            audit=audit_context(request),
+            images=images,
+            archive=archive,
         )
         body = {
             "accepted": [{"id": i.pk, "filename": i.original_filename, "status": i.status} for i in outcome.accepted],
@@ -191,12 +207,13 @@ class SampleReviewsApi(GenericAPIView):
         data = serializer.validated_data
         review = services.review_create(
             sample=sample,
+            actor=request.user,
             membership=request.membership,
+            audit=audit_context(request),
             decision=data["decision"],
             result=data.get("result"),
             comment=data["comment"],
             cells=[(cell["image"], cell["label"]) for cell in data["cells"]],
-            request=request,
         )
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
@@ -239,8 +256,13 @@ class SamplesCsvApi(APIView):
     def get(self, request):
         collected_from, collected_to = (date_param(request, name) for name in ("from", "to"))
         samples = selectors.samples_for(request.membership, collected_from=collected_from, collected_to=collected_to)
-        return exports.samples_csv_response(
-            samples=samples, filename="samples.csv", membership=request.membership, request=request
+        return exports.csv_response(
+            table=exports.samples_table(samples),
+            filename="samples.csv",
+            actor=request.user,
+            membership=request.membership,
+            audit=audit_context(request),
+            query=request.GET.dict(),
         )
 
 
@@ -259,9 +281,11 @@ class PatientHistoryCsvApi(APIView):
     def get(self, request, patient_id: int):
         patient = selectors.patient_get(request.membership, patient_id)
         samples = selectors.samples_for(request.membership, patient_id=patient.pk)
-        return exports.samples_csv_response(
-            samples=samples,
+        return exports.csv_response(
+            table=exports.samples_table(samples),
             filename=f"patient-{patient.pk}-history.csv",
+            actor=request.user,
             membership=request.membership,
-            request=request,
+            audit=audit_context(request),
+            query=request.GET.dict(),
         )

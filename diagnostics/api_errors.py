@@ -1,18 +1,28 @@
-"""API errors are JSON with a `detail` (or field errors) and the right status code."""
+"""API errors are JSON with a `detail` (or field errors) and the right status code.
+
+The one place where the services' refusals become HTTP: Django's `ValidationError` is a 400 (keyed by field
+when the service named one, else `detail`), `PermissionDenied` a 403 that keeps its reason.
+"""
 
 from __future__ import annotations
 
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from diagnostics.services import ServiceError
-
 
 def exception_handler(exc, context):
-    if isinstance(exc, ServiceError):
-        # A dict keeps the message a plain string: {"detail": "..."}, like DRF's own errors.
-        body = {exc.field: [str(exc)]} if exc.field else {"detail": str(exc)}
-        return drf_exception_handler(exceptions.ValidationError(body), context)
-    if isinstance(exc, PermissionError):
-        exc = exceptions.PermissionDenied(str(exc))
+    if isinstance(exc, ValidationError):
+        exc = exceptions.ValidationError(validation_error_body(exc))
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     return drf_exception_handler(exc, context)
+
+
+def validation_error_body(exc: ValidationError) -> dict:
+    # A refusal that names no field is {"detail": "..."}, a plain string like DRF's own errors.
+    errors = exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc.messages}
+    body: dict = {field: messages for field, messages in errors.items() if field != NON_FIELD_ERRORS}
+    if NON_FIELD_ERRORS in errors:
+        body["detail"] = " ".join(errors[NON_FIELD_ERRORS])
+    return body

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from accounts.audit import audit_record
-from accounts.models import Membership
-from diagnostics.models import CellImage, Review, Sample
+from accounts.audit import AuditContext, audit_record
+from accounts.models import Membership, User
+from diagnostics import selectors
+from diagnostics.models import CellImage, Sample
 
 COLUMNS = [
     "sample_id",
@@ -31,6 +34,13 @@ COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: Iterable[list[str]]  # streamed: read once, while the response is sent
+    count: int
+
+
 class _Echo:
     def write(self, value):
         return value
@@ -43,8 +53,7 @@ def safe_cell(value) -> str:
 
 
 def sample_row(sample: Sample) -> list[str]:
-    reviews = sample.reviews.all()  # prefetched newest first
-    review = reviews[0] if reviews else None
+    review = selectors.latest_review(sample)
     return [
         safe_cell(v)
         for v in [
@@ -68,17 +77,10 @@ def sample_row(sample: Sample) -> list[str]:
     ]
 
 
-def samples_csv_response(
-    *, samples: QuerySet[Sample], filename: str, membership: Membership, request
-) -> StreamingHttpResponse:
-    latest_first = Review.objects.select_related("reviewer").order_by("-created_at", "-id")
-    rows = (
-        sample_row(sample)
-        for sample in samples.prefetch_related(Prefetch("reviews", queryset=latest_first)).iterator(chunk_size=500)
-    )
-    return csv_response(
-        header=COLUMNS, rows=rows, count=samples.count(), filename=filename, membership=membership, request=request
-    )
+def samples_table(samples: QuerySet[Sample]) -> Table:
+    """One row per sample: counts, both results and the latest review."""
+    rows = (sample_row(sample) for sample in selectors.with_reviews(samples).iterator(chunk_size=500))
+    return Table(header=COLUMNS, rows=rows, count=samples.count())
 
 
 CELL_COLUMNS = [
@@ -96,7 +98,6 @@ CELL_COLUMNS = [
 
 def cell_row(image: CellImage) -> list[str]:
     prediction = getattr(image, "prediction", None)
-    relabels = image.relabels.all()  # prefetched, the latest review's first
     return [
         safe_cell(v)
         for v in [
@@ -106,39 +107,43 @@ def cell_row(image: CellImage) -> list[str]:
             prediction.label if prediction else "",
             f"{prediction.probability:.4f}" if prediction else "",
             ("yes" if prediction.uncertain else "no") if prediction else "",
-            relabels[0].label if relabels else "",
+            image.reviewed_label or "",
             prediction.model_version if prediction else "",
             image.error,
         ]
     ]
 
 
-def cells_csv_response(
-    *, images: QuerySet[CellImage], filename: str, membership: Membership, request
-) -> StreamingHttpResponse:
-    """One row per cell image of a sample: the model's call and the reviewer's label."""
+def cells_table(images: QuerySet[CellImage]) -> Table:
+    """One row per cell image of a sample (from selectors.cell_images_for): the model's call and the reviewer's."""
     rows = (cell_row(image) for image in images.iterator(chunk_size=500))
-    return csv_response(
-        header=CELL_COLUMNS, rows=rows, count=images.count(), filename=filename, membership=membership, request=request
-    )
+    return Table(header=CELL_COLUMNS, rows=rows, count=images.count())
 
 
-def csv_response(*, header, rows, count: int, filename: str, membership: Membership, request) -> StreamingHttpResponse:
-    """A streamed CSV download, audited as an export."""
+def csv_response(
+    *,
+    table: Table,
+    filename: str,
+    actor: User,
+    membership: Membership,
+    audit: AuditContext,
+    query: dict[str, str],
+) -> StreamingHttpResponse:
+    """A streamed CSV download, audited as an export (with the query that chose its rows)."""
     writer = csv.writer(_Echo())
     audit_record(
         action="export.csv",
-        actor=request.user,
+        context=audit,
+        actor=actor,
         lab=membership.lab,
-        request=request,
         object_type="export",
         object_id=filename,
-        detail={"rows": count, "query": request.GET.dict()},
+        detail={"rows": table.count, "query": query},
     )
 
     def lines():
-        yield writer.writerow(header)
-        for row in rows:
+        yield writer.writerow(table.header)
+        for row in table.rows:
             yield writer.writerow(row)
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")

@@ -1,33 +1,40 @@
-"""Page forms: they render labelled fields and convert types. The rules are the API's (its serializers and
-the services), applied by the views, so a page and an API call accept and refuse the same things."""
+"""Page forms: model forms, so a page checks the models' field rules exactly as the API's model serializers do;
+the views hand what they clean to the same services as the API, which enforce the workflow's rules."""
 
 from __future__ import annotations
 
 from django import forms
-from django.utils import timezone
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from diagnostics.models import Decision, Label, Result, Sex
+from diagnostics.models import Decision, Label, Patient, Result, Review, Sample
 
 
-class PageForm(forms.Form):
+class PageForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
+    def add_refusal(self, refusal: ValidationError) -> None:
+        """A service's refusal, shown under the field it names or above the form."""
+        errors = refusal.message_dict if hasattr(refusal, "error_dict") else {NON_FIELD_ERRORS: refusal.messages}
+        for field, messages in errors.items():
+            self.add_error(field if field in self.fields else None, messages)
+
 
 class PatientForm(PageForm):
-    identifier = forms.CharField(max_length=64, help_text="The lab's record number for this patient.")
-    name = forms.CharField(max_length=200, required=False)
-    sex = forms.ChoiceField(choices=Sex.choices, initial=Sex.UNKNOWN)
-    birth_year = forms.IntegerField(required=False, label="Year of birth")
-    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    class Meta:
+        model = Patient
+        fields = ["identifier", "name", "sex", "birth_year", "notes"]
+        labels = {"birth_year": "Year of birth"}
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
 
 class SampleForm(PageForm):
-    collected_at = forms.DateField(
-        label="Date collected", initial=timezone.localdate, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+    class Meta:
+        model = Sample
+        fields = ["collected_at", "notes"]
+        labels = {"collected_at": "Date collected"}
+        widgets = {"collected_at": forms.DateInput(attrs={"type": "date"}), "notes": forms.Textarea(attrs={"rows": 3})}
 
 
 class ReviewForm(PageForm):
@@ -43,21 +50,22 @@ class ReviewForm(PageForm):
         required=False,
         label="Result (for an override)",
     )
-    comment = forms.CharField(
-        max_length=5000,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Required: what you saw on the smear or in the cells.",
-    )
+
+    class Meta:
+        model = Review
+        fields = ["decision", "result", "comment"]
+        widgets = {"comment": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {"comment": "Required: what you saw on the smear or in the cells."}
 
     CELL_PREFIX = "cell_"
     CELL_CHOICES = [("", "Keep"), *Label.choices]
 
-    def relabels(self) -> list[dict]:
-        """Per-cell labels chosen in the grid (fields cell_<image id>); blank ones are kept as they are."""
+    def relabels(self) -> list[tuple[int, str]]:
+        """Per-cell labels chosen in the grid (fields cell_<image id>) as (image id, label); blank ones are kept."""
         cells = []
         for name, value in self.data.items():
             if name.startswith(self.CELL_PREFIX) and value:
                 image_id = name.removeprefix(self.CELL_PREFIX)
                 if image_id.isdigit():
-                    cells.append({"image": int(image_id), "label": value})
+                    cells.append((int(image_id), value))
         return cells

@@ -10,10 +10,36 @@ import datetime as dt
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Lab
+from accounts.models import Lab, User
+
+FIRST_BIRTH_YEAR = 1900
+NOTES_MAX_LENGTH = 5000  # for a sample's notes and a review's comment
+
+
+def validate_birth_year(value: int) -> None:
+    this_year = timezone.localdate().year
+    if not FIRST_BIRTH_YEAR <= value <= this_year:
+        raise ValidationError(f"Birth year must be between {FIRST_BIRTH_YEAR} and {this_year}.", code="birth_year")
+
+
+def validate_identifier(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("An identifier is required.", code="required")
+
+
+def validate_not_in_future(value: dt.date) -> None:
+    if value > timezone.localdate():
+        raise ValidationError("The collection date cannot be in the future.", code="future")
+
+
+def limited_text(**kwargs) -> models.TextField:
+    # A TextField's max_length only sizes form fields; the validator makes full_clean() enforce it too.
+    return models.TextField(max_length=NOTES_MAX_LENGTH, validators=[MaxLengthValidator(NOTES_MAX_LENGTH)], **kwargs)
 
 
 class Sex(models.TextChoices):
@@ -25,10 +51,12 @@ class Sex(models.TextChoices):
 
 class Patient(models.Model):
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="patients")
-    identifier = models.CharField(max_length=64, help_text="The lab's record number for this patient.")
+    identifier = models.CharField(
+        max_length=64, validators=[validate_identifier], help_text="The lab's record number for this patient."
+    )
     name = models.CharField(max_length=200, blank=True)
     sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
-    birth_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    birth_year = models.PositiveSmallIntegerField(null=True, blank=True, validators=[validate_birth_year])
     notes = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -40,6 +68,10 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return self.identifier
+
+    def clean(self) -> None:
+        # Surrounding spaces are never part of the lab's record number.
+        self.identifier = self.identifier.strip()
 
 
 class Result(models.TextChoices):
@@ -58,13 +90,19 @@ def today() -> dt.date:
     return timezone.localdate()
 
 
+class SampleQuerySet(models.QuerySet):
+    def reviewable_by(self, reviewer: User) -> SampleQuerySet:
+        """Sample.review_refusal as a filter: leaves out the samples this reviewer created."""
+        return self.exclude(created_by=reviewer)
+
+
 class Sample(models.Model):
     """One blood smear of a patient. Counts and results are kept up to date by diagnostics.services."""
 
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="samples")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="samples")
-    collected_at = models.DateField(default=today)
-    notes = models.TextField(blank=True)
+    collected_at = models.DateField(default=today, validators=[validate_not_in_future])
+    notes = limited_text(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status = models.CharField(max_length=20, choices=SampleStatus.choices, default=SampleStatus.AWAITING_IMAGES)
@@ -85,12 +123,24 @@ class Sample(models.Model):
         help_text="The latest review's result, else the automatic one.",
     )
 
+    objects = SampleQuerySet.as_manager()
+
     class Meta:
         ordering = ["-collected_at", "-created_at", "-id"]
         indexes = [models.Index(fields=["lab", "-created_at"]), models.Index(fields=["patient", "-collected_at"])]
 
     def __str__(self) -> str:
         return f"Sample {self.pk} of {self.patient}"
+
+    def review_refusal(self, reviewer: User) -> str | None:
+        """Why this person may not review this sample, or None: a reviewer never reviews a sample they created.
+
+        review_create enforces it, the review page shows it, and the review queue leaves such samples out
+        (SampleQuerySet.reviewable_by, the same rule as a filter).
+        """
+        if self.created_by_id is not None and self.created_by_id == reviewer.pk:
+            return "You created this sample, so another reviewer must review it."
+        return None
 
 
 class CellImageStatus(models.TextChoices):
@@ -156,16 +206,21 @@ class Decision(models.TextChoices):
     OVERRIDE = "override", "Override"
 
 
+# A sample's latest review is the newest (the later one of two saved in the same instant): its result is the
+# sample's final result. diagnostics.selectors reads review state in this order only.
+LATEST_REVIEW_FIRST = ["-created_at", "-id"]
+
+
 class Review(models.Model):
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=10, choices=Decision.choices)
     result = models.CharField(max_length=20, choices=Result.choices)
-    comment = models.TextField()
+    comment = limited_text()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        ordering = LATEST_REVIEW_FIRST
 
     def __str__(self) -> str:
         return f"{self.decision} {self.result} on sample {self.sample_id}"

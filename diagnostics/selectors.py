@@ -1,14 +1,20 @@
-"""Reads, already scoped to the requesting member's lab: another lab's rows simply do not exist here."""
+"""Reads, already scoped to the requesting member's lab: another lab's rows simply do not exist here.
+
+Review state is read here and only here, for the API, the pages and the exports alike: a sample's reviews
+and its latest review (`reviews_of`, `latest_review`), and a cell's reviewed label (the `reviewed_label` that
+`cell_images_for` annotates).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from accounts.models import AuditEvent, Membership, User
 from diagnostics.models import (
+    LATEST_REVIEW_FIRST,
     CellImage,
     CellImageStatus,
     CellRelabel,
@@ -76,7 +82,7 @@ def samples_awaiting_review(membership: Membership, *, reviewer: User) -> QueryS
     return (
         samples_for(membership, status=SampleStatus.COMPLETE)
         .filter(reviews__isnull=True)
-        .exclude(created_by=reviewer)
+        .reviewable_by(reviewer)
         .order_by("-uncertain_count", "created_at", "id")
     )
 
@@ -97,21 +103,51 @@ def sample_model_versions(sample: Sample) -> list[str]:
 
 
 def sample_get(membership: Membership, sample_id) -> Sample:
-    reviews = Review.objects.select_related("reviewer").prefetch_related("cell_labels")
-    return _get_or_404(samples_for(membership).prefetch_related(Prefetch("reviews", queryset=reviews)), sample_id)
+    return _get_or_404(with_reviews(samples_for(membership)), sample_id)
+
+
+# -- review state ----------------------------------------------------------------------------------------
+
+
+def _reviews_latest_first() -> QuerySet[Review]:
+    return Review.objects.select_related("reviewer").prefetch_related("cell_labels").order_by(*LATEST_REVIEW_FIRST)
+
+
+def with_reviews(samples: QuerySet[Sample]) -> QuerySet[Sample]:
+    """The samples with their reviews loaded in two queries, for `reviews_of` and `latest_review`."""
+    return samples.prefetch_related(Prefetch("reviews", queryset=_reviews_latest_first(), to_attr="_reviews"))
+
+
+def reviews_of(sample: Sample) -> list[Review]:
+    """A sample's reviews, the latest first. Loaded by `with_reviews`, or queried here for any other sample."""
+    if not hasattr(sample, "_reviews"):
+        sample._reviews = list(_reviews_latest_first().filter(sample=sample))
+    return sample._reviews
+
+
+def latest_review(sample: Sample) -> Review | None:
+    """The review whose result is the sample's final result, or None while it is unreviewed."""
+    return next(iter(reviews_of(sample)), None)
 
 
 def cell_images_for(membership: Membership, *, sample: Sample | None = None, show: str = "all") -> QuerySet[CellImage]:
+    """Cell images, each with `reviewed_label`: the label from the latest review that relabelled that cell, else
+    None (relabels add up: a later review that leaves the cell alone does not undo it)."""
     images = CellImage.objects.filter(sample__lab=membership.lab).select_related("prediction")
     if sample is not None:
         images = images.filter(sample=sample)
     images = images.filter(CELL_FILTERS.get(show, Q()))
-    latest_relabels = CellRelabel.objects.order_by("-review__created_at", "-review_id")
-    return images.prefetch_related(Prefetch("relabels", queryset=latest_relabels)).order_by("id")
+    latest_relabel = CellRelabel.objects.filter(image=OuterRef("pk")).order_by(*_through("review", LATEST_REVIEW_FIRST))
+    return images.annotate(reviewed_label=Subquery(latest_relabel.values("label")[:1])).order_by("id")
 
 
 def cell_image_get(membership: Membership, image_id) -> CellImage:
     return _get_or_404(cell_images_for(membership), image_id)
+
+
+def _through(relation: str, ordering: list[str]) -> list[str]:
+    """An ordering of reviews, applied to the rows that point to a review through `relation`."""
+    return [f"-{relation}__{o[1:]}" if o.startswith("-") else f"{relation}__{o}" for o in ordering]
 
 
 def audit_events_for(membership: Membership, *, object_type: str, object_id) -> QuerySet[AuditEvent]:

@@ -1,13 +1,13 @@
-"""Request validation and response shapes for the v1 API. No business rules here: those are in services."""
+"""Request parsing and response shapes for the v1 API. No rules here: field rules are the models' (picked up by
+the model serializers), workflow rules the services'; review state comes from diagnostics.selectors."""
 
 from __future__ import annotations
 
-from collections import Counter
-
-from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from diagnostics.models import CellImage, Decision, Label, Patient, Result, Review, Sample
+from diagnostics import selectors
+from diagnostics.models import CellImage, Label, Patient, Review, Sample
 
 
 class LabSerializer(serializers.Serializer):
@@ -27,27 +27,14 @@ class PatientSerializer(serializers.ModelSerializer):
         fields = ["id", "identifier", "name", "sex", "birth_year", "notes", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
-    def validate_identifier(self, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise serializers.ValidationError("An identifier is required.")
-        return value
 
-    def validate_birth_year(self, value):
-        if value is not None and not (1900 <= value <= timezone.localdate().year):
-            raise serializers.ValidationError(f"Birth year must be between 1900 and {timezone.localdate().year}.")
-        return value
-
-
-class SampleCreateSerializer(serializers.Serializer):
+class SampleCreateSerializer(serializers.ModelSerializer):
+    # An id, looked up in the caller's lab by the view: another lab's patient is "no such patient".
     patient = serializers.IntegerField()
-    collected_at = serializers.DateField(required=False)
-    notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
 
-    def validate_collected_at(self, value):
-        if value > timezone.localdate():
-            raise serializers.ValidationError("The collection date cannot be in the future.")
-        return value
+    class Meta:
+        model = Sample
+        fields = ["patient", "collected_at", "notes"]
 
 
 class CellLabelSerializer(serializers.Serializer):
@@ -55,18 +42,13 @@ class CellLabelSerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=Label.choices)
 
 
-class ReviewCreateSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=Decision.choices)
-    result = serializers.ChoiceField(choices=Result.choices, required=False)
-    comment = serializers.CharField(max_length=5000)
+class ReviewCreateSerializer(serializers.ModelSerializer):
     cells = CellLabelSerializer(many=True, required=False, default=list)
 
-    def validate_cells(self, value: list[dict]) -> list[dict]:
-        counts = Counter(cell["image"] for cell in value)
-        repeated = sorted(i for i, n in counts.items() if n > 1)
-        if repeated:
-            raise serializers.ValidationError(f"Each cell once per review: {', '.join(map(str, repeated))} repeated.")
-        return value
+    class Meta:
+        model = Review
+        fields = ["decision", "result", "comment", "cells"]
+        extra_kwargs = {"result": {"required": False}}  # confirming keeps the automatic result
 
 
 class ReviewSerializer(serializers.ModelSerializer):
@@ -120,10 +102,14 @@ class SampleSerializer(serializers.ModelSerializer):
 
 
 class SampleDetailSerializer(SampleSerializer):
-    reviews = ReviewSerializer(many=True, read_only=True)
+    reviews = serializers.SerializerMethodField()
 
     class Meta(SampleSerializer.Meta):
         fields = [*SampleSerializer.Meta.fields, "reviews"]
+
+    @extend_schema_field(ReviewSerializer(many=True))
+    def get_reviews(self, sample) -> list[dict]:
+        return ReviewSerializer(selectors.reviews_of(sample), many=True).data
 
 
 class CellImageSerializer(serializers.ModelSerializer):
@@ -159,8 +145,7 @@ class CellImageSerializer(serializers.ModelSerializer):
         }
 
     def get_reviewed_label(self, image) -> str | None:
-        relabels = list(image.relabels.all())
-        return relabels[0].label if relabels else None
+        return image.reviewed_label  # annotated by selectors.cell_images_for
 
 
 class UploadResultSerializer(serializers.Serializer):

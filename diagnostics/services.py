@@ -1,24 +1,32 @@
-"""Writes: patients, samples, uploads, the worker's claims and predictions, reviews.
+"""Writes: patients, samples, uploads, counts and results, reviews.
 
-Functions are named <noun>_<verb>, keyword-only. Each takes the acting user's membership where a person
-acts, and writes an audit event for what a lab would want to trace.
+Functions are named <noun>_<verb>, with typed keyword-only arguments: the acting user (`actor`) and their
+membership where a person acts, and the request's facts as an `AuditContext` for the audit event they write.
+They call `full_clean()`, so the models' field rules hold whoever calls; they refuse with Django's
+`ValidationError` (keyed by the field at fault, when there is one) or `PermissionDenied`, which the API maps
+to 400 / 403 in diagnostics.api_errors and the pages show on the form or as the 403 page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypedDict
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.audit import audit_record
-from accounts.models import Membership
+from accounts.audit import AuditContext, audit_record
+from accounts.models import Membership, User
+from diagnostics import selectors
 from diagnostics.models import (
     CellImage,
     CellImageStatus,
@@ -31,6 +39,7 @@ from diagnostics.models import (
     Review,
     Sample,
     SampleStatus,
+    Sex,
 )
 from diagnostics.uploads import RejectedFile, UploadLimits, ValidatedCell, validate_upload
 from worker.serving.results import CellTally, automatic_result, parasitemia
@@ -38,66 +47,95 @@ from worker.serving.results import CellTally, automatic_result, parasitemia
 CLASSIFY_TASK = "worker.tasks.classify_cell_images"
 
 
-class ServiceError(ValueError):
-    """A request that breaks a rule of the lab's workflow; the message is shown to the user.
-
-    `field` names the input at fault, when there is one (the API reports it as a field error).
-    """
-
-    def __init__(self, message: str, *, field: str = ""):
-        super().__init__(message)
-        self.field = field
-
-
 # -- patients and samples -------------------------------------------------------------------------------
 
 
-def patient_create(*, membership: Membership, request=None, **fields) -> Patient:
-    patient = Patient(lab=membership.lab, created_by=request.user if request else None, **fields)
-    try:
-        with transaction.atomic():
-            patient.save()
-            audit_record(
-                action="patient.create", target=patient, actor=_actor(request), lab=membership.lab, request=request
-            )
-    except IntegrityError as exc:
-        raise ServiceError(f"A patient with identifier {patient.identifier!r} already exists in this lab.") from exc
+class PatientChanges(TypedDict, total=False):
+    identifier: str
+    name: str
+    sex: str
+    birth_year: int | None
+    notes: str
+
+
+def patient_create(
+    *,
+    actor: User,
+    membership: Membership,
+    audit: AuditContext,
+    identifier: str,
+    name: str = "",
+    sex: str = Sex.UNKNOWN,
+    birth_year: int | None = None,
+    notes: str = "",
+) -> Patient:
+    patient = Patient(
+        lab=membership.lab,
+        created_by=actor,
+        identifier=identifier,
+        name=name,
+        sex=sex,
+        birth_year=birth_year,
+        notes=notes,
+    )
+    patient.full_clean(validate_constraints=False)
+    with _identifier_unique_in_lab(patient):
+        patient.save()
+        audit_record(action="patient.create", context=audit, target=patient, actor=actor, lab=membership.lab)
     return patient
 
 
-def patient_update(*, patient: Patient, membership: Membership, request=None, **fields) -> Patient:
-    for name, value in fields.items():
+def patient_update(
+    *, patient: Patient, actor: User, membership: Membership, audit: AuditContext, changes: PatientChanges
+) -> Patient:
+    """Change the fields named in `changes` (and audit their names); no changes, nothing written."""
+    if not changes:
+        return patient
+    for name, value in changes.items():
         setattr(patient, name, value)
+    patient.full_clean(validate_constraints=False)
+    with _identifier_unique_in_lab(patient):
+        patient.save()
+        audit_record(
+            action="patient.update",
+            context=audit,
+            target=patient,
+            actor=actor,
+            lab=membership.lab,
+            detail={"fields": sorted(changes)},
+        )
+    return patient
+
+
+@contextmanager
+def _identifier_unique_in_lab(patient: Patient) -> Iterator[None]:
+    """Saves in a transaction; a duplicate identifier is the database constraint's to refuse (race-free)."""
     try:
         with transaction.atomic():
-            patient.save()
-            audit_record(
-                action="patient.update",
-                target=patient,
-                actor=_actor(request),
-                lab=membership.lab,
-                request=request,
-                detail={"fields": sorted(fields)},
-            )
+            yield
     except IntegrityError as exc:
-        raise ServiceError(f"A patient with identifier {patient.identifier!r} already exists in this lab.") from exc
-    return patient
+        raise ValidationError(f"A patient with identifier {patient.identifier!r} already exists in this lab.") from exc
 
 
 def sample_create(
-    *, patient: Patient, membership: Membership, collected_at: dt.date | None = None, notes: str = "", request=None
+    *,
+    patient: Patient,
+    actor: User,
+    membership: Membership,
+    audit: AuditContext,
+    collected_at: dt.date | None = None,
+    notes: str = "",
 ) -> Sample:
+    """A new sample of a patient, collected today unless told otherwise."""
     if patient.lab_id != membership.lab_id:
-        raise ServiceError("This patient is not in your lab.")
+        raise ValidationError("This patient is not in your lab.")
+    sample = Sample(lab=membership.lab, patient=patient, notes=notes, created_by=actor)
+    if collected_at is not None:
+        sample.collected_at = collected_at
+    sample.full_clean()
     with transaction.atomic():
-        sample = Sample.objects.create(
-            lab=membership.lab,
-            patient=patient,
-            collected_at=collected_at or timezone.localdate(),
-            notes=notes,
-            created_by=_actor(request),
-        )
-        audit_record(action="sample.create", target=sample, actor=_actor(request), lab=membership.lab, request=request)
+        sample.save()
+        audit_record(action="sample.create", context=audit, target=sample, actor=actor, lab=membership.lab)
     return sample
 
 
@@ -117,10 +155,11 @@ def upload_limits() -> UploadLimits:
 def cell_images_receive(
     *,
     sample: Sample,
+    actor: User,
     membership: Membership,
+    audit: AuditContext,
     images: Sequence[UploadedFile],
     archive: UploadedFile | None,
-    request=None,
 ) -> UploadOutcome:
     """Read an upload's files (bounded), validate each on its own, and store those that pass."""
     limits = upload_limits()
@@ -128,16 +167,19 @@ def cell_images_receive(
     files = [(f.name, f.read(limits.max_file_bytes + 1)) for f in images]
     zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1)) if archive else None
     cells, rejected = validate_upload(files, zipped, limits)
-    return cell_images_upload(sample=sample, membership=membership, cells=cells, rejected=rejected, request=request)
+    return cell_images_upload(
+        sample=sample, actor=actor, membership=membership, audit=audit, cells=cells, rejected=rejected
+    )
 
 
 def cell_images_upload(
     *,
     sample: Sample,
+    actor: User,
     membership: Membership,
+    audit: AuditContext,
     cells: Sequence[ValidatedCell],
     rejected: Sequence[RejectedFile],
-    request=None,
 ) -> UploadOutcome:
     """Store validated cells, queue them for classification once committed; duplicates are rejected."""
     rejected = list(rejected)
@@ -161,7 +203,7 @@ def cell_images_upload(
                     height=cell.height,
                     format=cell.format,
                     byte_size=len(cell.data),
-                    uploaded_by=_actor(request),
+                    uploaded_by=actor,
                 )
                 image.file.save(cell.filename, ContentFile(cell.data), save=False)
                 stored_names.append(image.file.name)
@@ -171,10 +213,10 @@ def cell_images_upload(
                 sample_refresh(sample_id=sample.pk)
                 audit_record(
                     action="sample.upload",
+                    context=audit,
                     target=sample,
-                    actor=_actor(request),
+                    actor=actor,
                     lab=membership.lab,
-                    request=request,
                     detail={"accepted": len(accepted), "rejected": len(rejected)},
                 )
                 ids = [image.pk for image in accepted]
@@ -243,7 +285,7 @@ def sample_refresh(*, sample_id: int) -> Sample:
             sample.status = SampleStatus.PROCESSING
         else:
             sample.status = SampleStatus.COMPLETE
-        latest_review = sample.reviews.order_by("-created_at", "-id").first()
+        latest_review = selectors.latest_review(sample)
         sample.final_result = latest_review.result if latest_review else sample.result
         sample.save()
     return sample
@@ -255,55 +297,63 @@ def sample_refresh(*, sample_id: int) -> Sample:
 def review_create(
     *,
     sample: Sample,
+    actor: User,
     membership: Membership,
+    audit: AuditContext,
     decision: str,
     comment: str,
     result: str | None = None,
     cells: Sequence[tuple[int, str]] = (),
-    request=None,
 ) -> Review:
-    reviewer = _actor(request)
+    """Confirm or override a complete sample's automatic result, relabelling cells (image id, label)."""
     if sample.lab_id != membership.lab_id:
-        raise ServiceError("This sample is not in your lab.")
-    if sample.created_by_id is not None and reviewer is not None and sample.created_by_id == reviewer.pk:
-        raise PermissionError("You created this sample, so another reviewer must review it.")
+        raise ValidationError("This sample is not in your lab.")
+    refusal = sample.review_refusal(actor)
+    if refusal:
+        raise PermissionDenied(refusal)
     if sample.status != SampleStatus.COMPLETE:
-        raise ServiceError("The sample is still being classified (or has no images): review it once it is complete.")
+        raise ValidationError("The sample is still being classified (or has no images): review it once it is complete.")
     if decision == Decision.CONFIRM:
         if not sample.result:
-            raise ServiceError("There is no automatic result to confirm.")
+            raise ValidationError("There is no automatic result to confirm.")
         if result and result != sample.result:
-            raise ServiceError(f"Confirming keeps the automatic result ({sample.result}); use override to change it.")
+            raise ValidationError(
+                f"Confirming keeps the automatic result ({sample.result}); use override to change it."
+            )
         result = sample.result
-    elif decision == Decision.OVERRIDE:
-        if result not in Result.values:
-            raise ServiceError("An override needs a result: positive, negative or indeterminate.")
-    else:
-        raise ServiceError("decision must be confirm or override")
-    wanted = [image_id for image_id, _label in cells]
-    images = {image.pk: image for image in CellImage.objects.filter(sample=sample, pk__in=wanted)}
-    missing = [image_id for image_id in wanted if image_id not in images]
-    if missing:
-        raise ServiceError(f"Cell images not in this sample: {', '.join(map(str, missing))}.", field="cells")
+    elif decision == Decision.OVERRIDE and result not in Result.values:
+        raise ValidationError("An override needs a result: positive, negative or indeterminate.")
+    review = Review(sample=sample, reviewer=actor, decision=decision, result=result or "", comment=comment)
+    review.full_clean()
+    relabels = _relabels(sample, cells)
     with transaction.atomic():
-        review = Review.objects.create(
-            sample=sample, reviewer=reviewer, decision=decision, result=result, comment=comment
-        )
-        CellRelabel.objects.bulk_create(
-            [CellRelabel(review=review, image=images[image_id], label=label) for image_id, label in cells]
-        )
+        review.save()
+        for relabel in relabels:
+            relabel.review = review
+        CellRelabel.objects.bulk_create(relabels)
         sample_refresh(sample_id=sample.pk)
         audit_record(
             action="sample.review",
+            context=audit,
             target=sample,
-            actor=reviewer,
+            actor=actor,
             lab=membership.lab,
-            request=request,
             detail={"review": review.pk, "decision": decision, "result": result, "cells_relabelled": len(cells)},
         )
     return review
 
 
-def _actor(request):
-    user = getattr(request, "user", None)
-    return user if user is not None and user.is_authenticated else None
+def _relabels(sample: Sample, cells: Sequence[tuple[int, str]]) -> list[CellRelabel]:
+    """A review's relabels (not yet saved): each cell of this sample at most once, with a label of the model's."""
+    repeated = sorted(image_id for image_id, n in Counter(image_id for image_id, _label in cells).items() if n > 1)
+    if repeated:
+        raise ValidationError({"cells": f"Each cell once per review: {', '.join(map(str, repeated))} repeated."})
+    unknown = sorted({label for _image_id, label in cells} - set(Label.values))
+    if unknown:
+        raise ValidationError({"cells": f"Unknown labels: {', '.join(unknown)} (parasitized or uninfected)."})
+    wanted = [image_id for image_id, _label in cells]
+    images = {image.pk: image for image in CellImage.objects.filter(sample=sample, pk__in=wanted)}
+    missing = [image_id for image_id in wanted if image_id not in images]
+    if missing:
+        raise ValidationError({"cells": f"Cell images not in this sample: {', '.join(map(str, missing))}."})
+    return [CellRelabel(image=images[image_id], label=label) for image_id, label in cells]

@@ -1,50 +1,35 @@
 """Pages: thin views over the same selectors and services as the API (diagnostics.api).
 
-Each view finds its objects through the selectors (another lab's object is a 404), validates with the API's
-serializers and calls one service. Invalid submissions re-render the form with status 400.
+Each view finds its objects through the selectors (another lab's object is a 404), validates with a model form
+(the models' field rules, as the API's model serializers apply them) and calls one service. A service's
+`ValidationError` is shown on the form, which is re-rendered with status 400; its `PermissionDenied` is the 403
+page.
 """
 
 from __future__ import annotations
 
+import copy
+
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.access import lab_member_required, require_reviewer
+from accounts.audit import audit_context
 from accounts.models import Role
 from diagnostics import exports, selectors, services
 from diagnostics.charts import parasitemia_chart
 from diagnostics.forms import PatientForm, ReviewForm, SampleForm
 from diagnostics.models import Sample, SampleStatus
-from diagnostics.serializers import PatientSerializer, ReviewCreateSerializer, SampleCreateSerializer
 from diagnostics.served_model import served_model
 
 PATIENTS_PER_PAGE = 25
 CELLS_PER_PAGE = 120
 QUEUE_PER_PAGE = 50
 CELL_FILTER_LABELS = {"all": "All", "parasitized": "Parasitized", "uncertain": "Uncertain", "failed": "Failed"}
-
-
-def add_serializer_errors(form, errors) -> None:
-    """The API's validation messages, shown on the page's fields (or above the form)."""
-    for field, detail in errors.items():
-        messages_ = list(flatten(detail))
-        form.add_error(field if field in form.fields else None, messages_)
-
-
-def flatten(detail):
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            for message in flatten(value):
-                yield message if key == "non_field_errors" else f"{key}: {message}"
-    elif isinstance(detail, list):
-        for item in detail:
-            yield from flatten(item)
-    else:
-        yield str(detail)
 
 
 def form_status(form) -> int:
@@ -82,35 +67,18 @@ def patient_list(request):
     return render(request, "diagnostics/patient_list.html", {"section": "patients", "q": query, "page": page})
 
 
-def save_patient(request, form: PatientForm, patient=None):
-    """The patient, or None with the reasons added to the form."""
-    data = form.cleaned_data
-    if patient is not None:
-        data = {name: value for name, value in data.items() if getattr(patient, name) != value}
-        if not data:
-            return patient
-    serializer = PatientSerializer(patient, data=data, partial=patient is not None)
-    if not serializer.is_valid():
-        add_serializer_errors(form, serializer.errors)
-        return None
-    try:
-        if patient is None:
-            return services.patient_create(membership=request.membership, request=request, **serializer.validated_data)
-        return services.patient_update(
-            patient=patient, membership=request.membership, request=request, **serializer.validated_data
-        )
-    except services.ServiceError as exc:
-        form.add_error("identifier", str(exc))
-        return None
-
-
 @lab_member_required
 @require_http_methods(["GET", "POST"])
 def patient_create(request):
     form = PatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        patient = save_patient(request, form)
-        if patient is not None:
+        try:
+            patient = services.patient_create(
+                actor=request.user, membership=request.membership, audit=audit_context(request), **form.cleaned_data
+            )
+        except ValidationError as refusal:
+            form.add_refusal(refusal)
+        else:
             messages.success(request, f"Patient {patient.identifier} added.")
             return redirect("patient", patient_id=patient.pk)
     context = {"section": "patients", "form": form, "patient": None}
@@ -121,12 +89,20 @@ def patient_create(request):
 @require_http_methods(["GET", "POST"])
 def patient_edit(request, patient_id: int):
     patient = selectors.patient_get(request.membership, patient_id)
-    initial = {name: getattr(patient, name) for name in PatientForm.base_fields}
-    form = PatientForm(request.POST or None, initial=initial)
+    # The form edits a copy: a refused save must not leave the page's heading showing the refused values.
+    form = PatientForm(request.POST or None, instance=copy.copy(patient))
     if request.method == "POST" and form.is_valid():
-        # A copy of its own: a refused save must not leave the page's heading showing the refused values.
-        saved = save_patient(request, form, patient=selectors.patient_get(request.membership, patient_id))
-        if saved is not None:
+        try:
+            saved = services.patient_update(
+                patient=form.instance,
+                actor=request.user,
+                membership=request.membership,
+                audit=audit_context(request),
+                changes={name: form.cleaned_data[name] for name in form.changed_data},
+            )
+        except ValidationError as refusal:
+            form.add_refusal(refusal)
+        else:
             messages.success(request, f"Patient {saved.identifier} saved.")
             return redirect("patient", patient_id=saved.pk)
     context = {"section": "patients", "form": form, "patient": patient}
@@ -158,18 +134,20 @@ def sample_create(request, patient_id: int):
     patient = selectors.patient_get(request.membership, patient_id)
     form = SampleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        serializer = SampleCreateSerializer(data={"patient": patient.pk, **form.cleaned_data})
-        if serializer.is_valid():
+        try:
             sample = services.sample_create(
                 patient=patient,
+                actor=request.user,
                 membership=request.membership,
-                collected_at=serializer.validated_data.get("collected_at"),
-                notes=serializer.validated_data.get("notes", ""),
-                request=request,
+                audit=audit_context(request),
+                collected_at=form.cleaned_data["collected_at"],
+                notes=form.cleaned_data["notes"],
             )
+        except ValidationError as refusal:
+            form.add_refusal(refusal)
+        else:
             messages.success(request, f"Sample {sample.pk} created: now upload its cell images.")
             return redirect("sample-upload", sample_id=sample.pk)
-        add_serializer_errors(form, serializer.errors)
     context = {"section": "patients", "form": form, "patient": patient}
     return render(request, "diagnostics/sample_form.html", context, status=form_status(form))
 
@@ -195,7 +173,12 @@ def sample_upload(request, sample_id: int):
         context["error"] = "Choose cell images, or a ZIP archive of them, to upload."
         return render(request, "diagnostics/sample_upload.html", context, status=400)
     outcome = services.cell_images_receive(
-        sample=sample, membership=request.membership, images=images, archive=archive, request=request
+        sample=sample,
+        actor=request.user,
+        membership=request.membership,
+        audit=audit_context(request),
+        images=images,
+        archive=archive,
     )
     context["outcome"] = outcome
     context["sample"] = selectors.sample_get(request.membership, sample_id)
@@ -214,7 +197,6 @@ def sample_context(request, sample: Sample) -> dict:
         "uncertain": sample.uncertain_count,
         "failed": sample.failed_count,
     }
-    reviews = list(sample.reviews.all())  # prefetched, newest first
     return {
         "section": "patients",
         "sample": sample,
@@ -222,8 +204,8 @@ def sample_context(request, sample: Sample) -> dict:
         "filters": [(key, label, counts[key]) for key, label in CELL_FILTER_LABELS.items()],
         "cells": Paginator(images, CELLS_PER_PAGE).get_page(request.GET.get("page")),
         "model_versions": selectors.sample_model_versions(sample),
-        "latest_review": reviews[0] if reviews else None,
-        "reviews": reviews,
+        "latest_review": selectors.latest_review(sample),
+        "reviews": selectors.reviews_of(sample),
         "processing": sample.status == SampleStatus.PROCESSING,
         "is_reviewer": request.membership.role == Role.REVIEWER,
     }
@@ -240,11 +222,13 @@ def sample_detail(request, sample_id: int):
 @require_GET
 def sample_cells_csv(request, sample_id: int):
     sample = selectors.sample_get(request.membership, sample_id)
-    return exports.cells_csv_response(
-        images=selectors.cell_images_for(request.membership, sample=sample),
+    return exports.csv_response(
+        table=exports.cells_table(selectors.cell_images_for(request.membership, sample=sample)),
         filename=f"sample-{sample.pk}-cells.csv",
+        actor=request.user,
         membership=request.membership,
-        request=request,
+        audit=audit_context(request),
+        query=request.GET.dict(),
     )
 
 
@@ -252,13 +236,11 @@ def sample_cells_csv(request, sample_id: int):
 @require_GET
 def cell_detail(request, image_id: int):
     image = selectors.cell_image_get(request.membership, image_id)
-    relabels = list(image.relabels.all())
     context = {
         "section": "patients",
         "image": image,
         "sample": image.sample,
         "prediction": getattr(image, "prediction", None),
-        "reviewed_label": relabels[0].label if relabels else None,
     }
     return render(request, "diagnostics/cell_detail.html", context)
 
@@ -281,61 +263,45 @@ def sample_review(request, sample_id: int):
     membership = request.membership
     sample = selectors.sample_get(membership, sample_id)
     require_reviewer(request)
-    own_sample = sample.created_by_id is not None and sample.created_by_id == request.user.pk
+    refusal = sample.review_refusal(request.user)
     form = ReviewForm(request.POST or None, initial={"decision": "confirm"})
-    status = 200
     if request.method == "POST":
-        if own_sample:
-            raise PermissionDenied("You created this sample, so another reviewer must review it.")
+        if refusal:
+            raise PermissionDenied(refusal)
         if form.is_valid():
-            review = review_from_form(request, sample, form)
-            if review is not None:
+            try:
+                review = services.review_create(
+                    sample=sample,
+                    actor=request.user,
+                    membership=membership,
+                    audit=audit_context(request),
+                    decision=form.cleaned_data["decision"],
+                    result=form.cleaned_data["result"] or None,
+                    comment=form.cleaned_data["comment"],
+                    cells=form.relabels(),
+                )
+            except ValidationError as error:
+                form.add_refusal(error)
+            else:
                 done = "confirmed" if review.decision == "confirm" else "overridden"
                 messages.success(request, f"Review saved: result {done} as {review.get_result_display().lower()}.")
                 return redirect("sample", sample_id=sample.pk)
-        status = 400
     context = {
         **sample_context(request, sample),
         "section": "reviews",
         "form": form,
-        "own_sample": own_sample,
-        "reviewable": sample.status == SampleStatus.COMPLETE and not own_sample,
+        "refusal": refusal,
+        "reviewable": sample.status == SampleStatus.COMPLETE and not refusal,
         "relabel_choices": ReviewForm.CELL_CHOICES,
         "audit_events": selectors.audit_events_for(membership, object_type="sample", object_id=sample.pk),
     }
     if form.is_bound:  # a refused review keeps the relabels chosen on this page
-        chosen = {cell["image"]: cell["label"] for cell in form.relabels()}
+        chosen = dict(form.relabels())
         page = context["cells"]
         page.object_list = list(page.object_list)
         for image in page.object_list:
             image.chosen_label = chosen.get(image.pk, "")
-    return render(request, "diagnostics/sample_review.html", context, status=status)
-
-
-def review_from_form(request, sample: Sample, form: ReviewForm):
-    """The saved review, or None with the reasons added to the form."""
-    data = {"decision": form.cleaned_data["decision"], "comment": form.cleaned_data["comment"]}
-    if form.cleaned_data["result"]:
-        data["result"] = form.cleaned_data["result"]
-    data["cells"] = form.relabels()
-    serializer = ReviewCreateSerializer(data=data)
-    if not serializer.is_valid():
-        add_serializer_errors(form, serializer.errors)
-        return None
-    data = serializer.validated_data
-    try:
-        return services.review_create(
-            sample=sample,
-            membership=request.membership,
-            decision=data["decision"],
-            result=data.get("result"),
-            comment=data["comment"],
-            cells=[(cell["image"], cell["label"]) for cell in data["cells"]],
-            request=request,
-        )
-    except (services.ServiceError, PermissionError) as exc:
-        form.add_error(None, str(exc))
-        return None
+    return render(request, "diagnostics/sample_review.html", context, status=form_status(form))
 
 
 # -- the model -------------------------------------------------------------------------------------------
