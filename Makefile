@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/datasets/nih-malaria-cells
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install install-dev run test lint format train evaluate bench-classifier bench-e2e screenshots clean
+.PHONY: install install-dev run manage test lint format train evaluate bench-classifier bench-e2e screenshots clean
 
 # What running needs and no more: no TensorFlow, SciPy, scikit-learn or matplotlib.
 $(VENV)/.installed: pyproject.toml
@@ -41,11 +41,16 @@ install-dev: install $(VENV)/.installed-dev
 run: install
 	$(PY) -m malaria_site.run_local
 
-# Against PostgreSQL and Redis on 127.0.0.1 (see malaria_site/settings.py), the Auth emulator and a real worker.
+# A management command as `make run` runs it (same database, development settings), after migrating:
+# make manage ARGS=createsuperuser, make manage ARGS='create_lab "My Lab"' (see the README's Administration).
+manage: $(VENV)/.installed
+	$(PY) -m malaria_site.run_local manage $(ARGS)
+
+# Against PostgreSQL and Redis on 127.0.0.1 (see tests/settings.py), the Auth emulator and a real worker.
 test: install-dev $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	DATABASE_URL=sqlite:///:memory: MALARIA_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=1 DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
 lint: install-dev

@@ -7,6 +7,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         import accounts.schema  # noqa: F401 (registers the OpenAPI description of Firebase authentication)
-        from accounts.firebase import refuse_emulator_outside_development
+        from accounts.firebase import refuse_untrusted_emulator
 
-        refuse_emulator_outside_development()
+        refuse_untrusted_emulator()

@@ -1,4 +1,4 @@
-"""Firebase ID tokens: verifying them, and refusing the emulator's unsigned tokens outside development.
+"""Firebase ID tokens: verifying them, and refusing the emulator's unsigned tokens unless trusted.
 
 Signature, expiry, issuer and audience are checked by firebase-admin. Revocation and disabled accounts
 need a round trip to Firebase, so the answer is cached per user for FIREBASE_REVOCATION_CHECK_SECONDS
@@ -39,15 +39,21 @@ def emulator_host() -> str:
     return os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", "") or settings.FIREBASE_AUTH_EMULATOR_HOST
 
 
-def refuse_emulator_outside_development() -> None:
-    """The emulator's tokens are unsigned: accepting them in production would let anyone sign in as anyone."""
+def refuse_untrusted_emulator() -> None:
+    """The emulator's tokens are unsigned: accepting them in production would let anyone sign in as anyone.
+
+    Only a process whose settings decided at start-up to trust it (FIREBASE_AUTH_EMULATOR_TRUSTED=1, which
+    needs DJANGO_DEBUG=1 and a demo- project) may use it. Checked at start-up and before every token, since
+    firebase-admin follows FIREBASE_AUTH_EMULATOR_HOST wherever in the process it gets set.
+    """
     host = emulator_host()
     if not host:
         return
-    if not (settings.DEBUG or settings.TESTING):
+    if not settings.FIREBASE_AUTH_EMULATOR_TRUSTED:
         raise ImproperlyConfigured(
-            "FIREBASE_AUTH_EMULATOR_HOST is set but DJANGO_DEBUG is off: the Auth emulator's unsigned tokens "
-            "are only accepted in development and tests. Unset it in production."
+            "FIREBASE_AUTH_EMULATOR_HOST is set but FIREBASE_AUTH_EMULATOR_TRUSTED is not: the Auth emulator's "
+            "unsigned tokens are only accepted by a development process (DJANGO_DEBUG=1) that trusts it. "
+            "Unset FIREBASE_AUTH_EMULATOR_HOST in production."
         )
     if not settings.FIREBASE_PROJECT_ID.startswith("demo-"):
         raise ImproperlyConfigured(
@@ -63,7 +69,6 @@ def firebase_app() -> firebase_admin.App:
         return firebase_admin.get_app(APP_NAME)
     except ValueError:
         pass
-    refuse_emulator_outside_development()
     if settings.FIREBASE_CREDENTIALS_FILE:
         credential = credentials.Certificate(settings.FIREBASE_CREDENTIALS_FILE)
     else:
@@ -82,7 +87,8 @@ def firebase_app() -> firebase_admin.App:
 
 
 def verify_id_token(token: str) -> FirebaseIdentity:
-    """Check a Firebase ID token; raise TokenRejected or AuthServiceUnavailable."""
+    """Check a Firebase ID token; raise TokenRejected or AuthServiceUnavailable (ImproperlyConfigured: see above)."""
+    refuse_untrusted_emulator()
     app = firebase_app()
     try:
         claims = auth.verify_id_token(token, app=app, check_revoked=False, clock_skew_seconds=10)

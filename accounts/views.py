@@ -32,7 +32,7 @@ def safe_next(request, candidate: str | None) -> str:
 
 def firebase_config() -> dict:
     """What the browser's Firebase SDK needs (all of it public)."""
-    host = emulator_host() if (settings.DEBUG or settings.TESTING) else ""
+    host = emulator_host() if settings.FIREBASE_AUTH_EMULATOR_TRUSTED else ""
     return {
         "apiKey": settings.FIREBASE_API_KEY,
         "projectId": settings.FIREBASE_PROJECT_ID,

@@ -3,6 +3,9 @@
 Starts the Firebase Auth emulator, migrates, seeds the demo lab and accounts, starts a Celery worker and
 the web server, prints where to sign in, and stops everything on Ctrl-C. Without DATABASE_URL/REDIS_URL
 it uses SQLite and a filesystem broker in var/; with them, PostgreSQL and Redis.
+
+`python -m malaria_site.run_local manage ARGS...` (`make manage ARGS="..."`) runs a management command in
+the same environment, after migrating, so that it works on a fresh clone as well as next to `make run`.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import urllib.request
 from pathlib import Path
 
 from malaria_site.auth_emulator import AuthEmulator
+from malaria_site.env import env_int, env_str
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var"))
-WEB_PORT = int(os.environ.get("PORT", "8000"))
-EMULATOR = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or "127.0.0.1:9099"
+VAR = Path(env_str("MALARIA_VAR_DIR", str(ROOT / "var")))
+WEB_PORT = env_int("PORT", 8000, minimum=1)
+EMULATOR = env_str("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
 
 
 def wait_for(url: str, process: subprocess.Popen, name: str, seconds: int = 120) -> None:
@@ -36,17 +40,59 @@ def wait_for(url: str, process: subprocess.Popen, name: str, seconds: int = 120)
     sys.exit(f"{name} did not start within {seconds} s; see {VAR / 'logs'}")
 
 
-def main() -> None:
-    for folder in ("logs", "broker", "broker-processed", "broker-control", "media"):
-        (VAR / folder).mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
-        "FIREBASE_AUTH_EMULATOR_HOST": EMULATOR,
+def local_settings(*, var: Path = VAR, emulator: str = EMULATOR) -> dict[str, str]:
+    """Development mode, trusting the local Auth emulator: what every process of `make run` runs with."""
+    return {
+        "DJANGO_DEBUG": "1",
+        "FIREBASE_AUTH_EMULATOR_TRUSTED": "1",
+        "FIREBASE_AUTH_EMULATOR_HOST": emulator,
         "FIREBASE_PROJECT_ID": os.environ.get("FIREBASE_PROJECT_ID", "demo-malaria-detect"),
+        "MALARIA_VAR_DIR": str(var),
         "PYTHONPATH": str(ROOT),
         "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true",
     }
+
+
+def var_folders_create(var: Path = VAR) -> None:
+    """The folders of the embedded setup: logs, the filesystem broker's and local media."""
+    for folder in ("logs", "broker", "broker-processed", "broker-control", "media"):
+        (var / folder).mkdir(parents=True, exist_ok=True)
+
+
+def worker_command(var: Path = VAR) -> list[str]:
+    """One Celery worker with the periodic sweeper (-B) beside it."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "malaria_site",
+        "worker",
+        "-B",
+        "--concurrency",
+        "1",
+        "--schedule",
+        str(var / "celerybeat-schedule"),
+        "--loglevel",
+        "INFO",
+    ]
+
+
+def web_command(port: int = WEB_PORT) -> list[str]:
+    return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+
+
+def manage(arguments: list[str]) -> int:
+    """`make manage ARGS="..."`: a management command as `make run` would run it, on a migrated database."""
+    env = {**os.environ, **local_settings()}
+    var_folders_create()
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    return subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=env, check=False).returncode
+
+
+def main() -> None:
+    var_folders_create()
+    env = {**os.environ, **local_settings()}
     python = sys.executable
     processes: list[subprocess.Popen] = []
 
@@ -79,25 +125,8 @@ def main() -> None:
         subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         print("Demo accounts (lab 'Demo Lab'):", flush=True)
         subprocess.run([python, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
-        start(
-            "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "malaria_site",
-                "worker",
-                "-B",
-                "--concurrency",
-                "1",
-                "--schedule",
-                str(VAR / "celerybeat-schedule"),
-                "--loglevel",
-                "INFO",
-            ],
-        )
-        web = start("web", [python, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"])
+        start("worker", worker_command())
+        web = start("web", web_command())
         wait_for(f"http://127.0.0.1:{WEB_PORT}/api/v1/schema", web, "the web server")
         print(
             f"""
@@ -105,7 +134,9 @@ Malaria Detect is running.
   Sign in:   http://127.0.0.1:{WEB_PORT}/signin  (with a demo account above)
   API docs:  http://127.0.0.1:{WEB_PORT}/api/v1/docs  (API calls take a Firebase ID token from the Auth emulator:
              POST http://{EMULATOR}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=demo)
-  Admin:     http://127.0.0.1:{WEB_PORT}/admin/  (create a superuser: .venv/bin/python manage.py createsuperuser)
+  Admin:     http://127.0.0.1:{WEB_PORT}/admin/  (create a superuser: make manage ARGS=createsuperuser)
+  A lab and a member: make manage ARGS='create_lab "My Lab"'
+                      make manage ARGS='add_member --lab "My Lab" --email you@example.org --role clinician'
   Logs in {VAR / "logs"}. Ctrl-C stops everything.""",
             flush=True,
         )
@@ -117,4 +148,6 @@ Malaria Detect is running.
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["manage"]:
+        sys.exit(manage(sys.argv[2:]))
     main()

@@ -1,36 +1,27 @@
 """Settings, read from the environment (every variable is listed in .env.example).
 
 Defaults work on a laptop with nothing installed but Python and Node: SQLite in var/ and a filesystem
-message broker in var/broker/. Set DATABASE_URL and REDIS_URL for PostgreSQL and Redis.
+message broker in var/broker/. Set DATABASE_URL and REDIS_URL for PostgreSQL and Redis. Nothing here
+knows about tests: the test suite has its own module, tests/settings.py, chosen by pyproject.toml.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from malaria_site.env import env_bool, env_float, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("MALARIA_VAR_DIR", BASE_DIR / "var"))
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
+VAR_DIR = Path(env_str("MALARIA_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-TESTING = "pytest" in sys.modules or env_bool("MALARIA_TESTING", False)
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+    if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
     SECRET_KEY = "insecure-development-key-never-used-in-production"
 
@@ -67,7 +58,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "malaria_site.urls"
 # Pages: a Firebase ID token is exchanged once for a Django session (POST /session), rechecked for revocation.
 LOGIN_URL = "/signin"
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 3600)))
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=60)
 WSGI_APPLICATION = "malaria_site.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -88,22 +79,25 @@ TEMPLATES = [
     },
 ]
 
-# Tests run against the real services of the machine (PostgreSQL and Redis), never SQLite.
-if TESTING:
-    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/malaria")
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
-    os.environ.setdefault("MEDIA_ROOT", str(VAR_DIR / "test-media"))
-
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'malaria.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'malaria.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process and a worker write at once: readers never block the writer (WAL), a writer waits
+    # for the other (timeout, seconds) and takes the lock when its transaction starts, so two transactions
+    # never both read and then both ask to write (that fails at once with "database is locked").
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: Redis when configured (shared by web processes: token revocation checks), else local memory.
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env_str("REDIS_URL")
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -113,7 +107,7 @@ CACHES = {
 }
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -122,17 +116,17 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 
 # Cell images go through Django's storage API, so web and workers may run on different machines.
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
-S3_BUCKET = os.environ.get("S3_BUCKET", "")
+S3_BUCKET = env_str("S3_BUCKET")
 STORAGES = {
     "default": (
         {
             "BACKEND": "storages.backends.s3.S3Storage",
             "OPTIONS": {
                 "bucket_name": S3_BUCKET,
-                "endpoint_url": os.environ.get("S3_ENDPOINT_URL") or None,
-                "region_name": os.environ.get("S3_REGION") or None,
+                "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+                "region_name": env_str("S3_REGION") or None,
                 "default_acl": "private",
                 "querystring_auth": True,
                 "file_overwrite": False,
@@ -144,16 +138,16 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG or TESTING
+            if DEBUG
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
 
 # Uploads: limits per file, per archive and per request.
-UPLOAD_MAX_FILE_BYTES = int(os.environ.get("UPLOAD_MAX_FILE_BYTES", str(10 * 1024 * 1024)))
-UPLOAD_MAX_REQUEST_BYTES = int(os.environ.get("UPLOAD_MAX_REQUEST_BYTES", str(200 * 1024 * 1024)))
-UPLOAD_MAX_FILES = int(os.environ.get("UPLOAD_MAX_FILES", "2000"))
+UPLOAD_MAX_FILE_BYTES = env_int("UPLOAD_MAX_FILE_BYTES", 10 * 1024 * 1024, minimum=1)
+UPLOAD_MAX_REQUEST_BYTES = env_int("UPLOAD_MAX_REQUEST_BYTES", 200 * 1024 * 1024, minimum=1)
+UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 2000, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 1
 
@@ -166,7 +160,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsLabMember"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": int(os.environ.get("API_PAGE_SIZE", "50")),
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 50, minimum=1),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "diagnostics.api_errors.exception_handler",
@@ -188,49 +182,66 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Firebase Authentication. In development and tests the Auth emulator stands in for Google; its tokens
-# are unsigned, so it is refused outside debug/test mode and outside a demo- project (see accounts.firebase).
-FIREBASE_PROJECT_ID = os.environ.get("FIREBASE_PROJECT_ID", "demo-malaria-detect")
-FIREBASE_AUTH_EMULATOR_HOST = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", "")
-FIREBASE_CREDENTIALS_FILE = os.environ.get("FIREBASE_CREDENTIALS_FILE", "")
-FIREBASE_API_KEY = os.environ.get("FIREBASE_API_KEY", "demo-api-key")
-FIREBASE_AUTH_DOMAIN = os.environ.get("FIREBASE_AUTH_DOMAIN") or f"{FIREBASE_PROJECT_ID}.firebaseapp.com"
+# are unsigned, so trusting it is an explicit switch that only a debug process of a demo- project may turn
+# on, decided here once at start-up (accounts.firebase refuses the emulator in any other process).
+FIREBASE_PROJECT_ID = env_str("FIREBASE_PROJECT_ID", "demo-malaria-detect")
+FIREBASE_AUTH_EMULATOR_HOST = env_str("FIREBASE_AUTH_EMULATOR_HOST")
+FIREBASE_AUTH_EMULATOR_TRUSTED = env_bool("FIREBASE_AUTH_EMULATOR_TRUSTED", False)
+if FIREBASE_AUTH_EMULATOR_TRUSTED and not DEBUG:
+    raise ImproperlyConfigured(
+        "FIREBASE_AUTH_EMULATOR_TRUSTED=1 needs DJANGO_DEBUG=1: the Auth emulator's unsigned tokens are only "
+        "accepted in development. Unset FIREBASE_AUTH_EMULATOR_TRUSTED in production."
+    )
+if FIREBASE_AUTH_EMULATOR_TRUSTED and not FIREBASE_PROJECT_ID.startswith("demo-"):
+    raise ImproperlyConfigured(
+        f"FIREBASE_AUTH_EMULATOR_TRUSTED=1 needs a demo- FIREBASE_PROJECT_ID, not {FIREBASE_PROJECT_ID!r}: the "
+        "emulator may only stand in for a demo project."
+    )
+if FIREBASE_AUTH_EMULATOR_HOST and not FIREBASE_AUTH_EMULATOR_TRUSTED:
+    raise ImproperlyConfigured(
+        "FIREBASE_AUTH_EMULATOR_HOST is set but FIREBASE_AUTH_EMULATOR_TRUSTED is not: the Auth emulator's "
+        "unsigned tokens would let anyone sign in as anyone. Unset FIREBASE_AUTH_EMULATOR_HOST in production; in "
+        "development set FIREBASE_AUTH_EMULATOR_TRUSTED=1 with DJANGO_DEBUG=1."
+    )
+FIREBASE_CREDENTIALS_FILE = env_str("FIREBASE_CREDENTIALS_FILE")
+FIREBASE_API_KEY = env_str("FIREBASE_API_KEY", "demo-api-key")
+FIREBASE_AUTH_DOMAIN = env_str("FIREBASE_AUTH_DOMAIN", f"{FIREBASE_PROJECT_ID}.firebaseapp.com")
 # Show "Sign in with Google" on the sign-in page (the provider must be enabled in the Firebase project).
 FIREBASE_GOOGLE_SIGN_IN = env_bool("FIREBASE_GOOGLE_SIGN_IN", False)
 # Revoked tokens and disabled users are rechecked against Firebase at least this often.
-FIREBASE_REVOCATION_CHECK_SECONDS = int(os.environ.get("FIREBASE_REVOCATION_CHECK_SECONDS", "300"))
+FIREBASE_REVOCATION_CHECK_SECONDS = env_int("FIREBASE_REVOCATION_CHECK_SECONDS", 300, minimum=1)
 
 # Celery: Redis when configured, else a filesystem broker in var/ that needs no server.
+REDIS_BROKER_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=1)}
+FILESYSTEM_BROKER_OPTIONS = {
+    "data_folder_in": str(VAR_DIR / "broker"),
+    "data_folder_out": str(VAR_DIR / "broker"),
+    "processed_folder": str(VAR_DIR / "broker-processed"),
+    "control_folder": str(VAR_DIR / "broker-control"),
+    "store_processed": False,
+}
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600"))}
-    if REDIS_URL
-    else {
-        "data_folder_in": str(VAR_DIR / "broker"),
-        "data_folder_out": str(VAR_DIR / "broker"),
-        "processed_folder": str(VAR_DIR / "broker-processed"),
-        "control_folder": str(VAR_DIR / "broker-control"),
-        "store_processed": False,
-    }
-)
+CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_OPTIONS if REDIS_URL else FILESYSTEM_BROKER_OPTIONS
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "300"))
+# The soft limit comes 30 s before the hard one, so the hard one must leave room for it.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=31)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cells")
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "cells")
 # Cells per classification task: many cells per model call, small enough that a lost task costs little.
-CLASSIFY_CHUNK_SIZE = int(os.environ.get("CLASSIFY_CHUNK_SIZE", "100"))
+CLASSIFY_CHUNK_SIZE = env_int("CLASSIFY_CHUNK_SIZE", 100, minimum=1)
 # Images left in 'processing' longer than this (a worker died) are put back in the queue by the sweeper.
-PROCESSING_TIMEOUT_SECONDS = int(os.environ.get("PROCESSING_TIMEOUT_SECONDS", "120"))
+PROCESSING_TIMEOUT_SECONDS = env_int("PROCESSING_TIMEOUT_SECONDS", 120, minimum=1)
 # Images queued this long without being classified have their message sent again (lost by the broker).
-QUEUED_RESEND_SECONDS = int(os.environ.get("QUEUED_RESEND_SECONDS", "900"))
+QUEUED_RESEND_SECONDS = env_int("QUEUED_RESEND_SECONDS", 900, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stalled-cell-images": {
         "task": "worker.tasks.sweep_stalled_cell_images",
-        "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", "30")),
+        "schedule": env_float("SWEEP_INTERVAL_SECONDS", 30.0, minimum=0.1),
     },
 }
 
@@ -238,10 +249,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-if not DEBUG and not TESTING:
+if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -20,24 +20,31 @@ _started: list[CeleryWorker] = []
 
 
 def test_database_url() -> str:
+    """The database the tests are using (pytest-django's test_ copy), as a URL."""
     db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    user = f"{db['USER']}:{db['PASSWORD']}" if db["PASSWORD"] else db["USER"]
+    return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def harness_environment() -> dict[str, str]:
+    """The environment of a process started by a test: the harness's settings, on this session's services."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "TEST_DATABASE_URL": test_database_url(),
+        "TEST_REDIS_CACHE_URL": settings.CACHES["default"]["LOCATION"],
+        "TEST_REDIS_BROKER_URL": settings.CELERY_BROKER_URL,
+        "TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "PYTHONPATH": str(ROOT),
+        "CELERY_QUEUE": QUEUE,
+    }
 
 
 class CeleryWorker:
     def __init__(self, **env):
         self.folder = tempfile.mkdtemp(prefix="celery-worker-")
         self.log_path = Path(self.folder) / "worker.log"
-        self.env = {
-            **os.environ,
-            "MALARIA_TESTING": "1",
-            "DATABASE_URL": test_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "PYTHONPATH": str(ROOT),
-            "CELERY_QUEUE": QUEUE,
-            **{key: str(value) for key, value in env.items()},
-        }
+        self.env = {**harness_environment(), **{key: str(value) for key, value in env.items()}}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> CeleryWorker:
@@ -97,7 +104,7 @@ class CeleryWorker:
 def purge_queue() -> None:
     import redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for key in client.scan_iter("*"):
         name = key.decode()
         if name in (QUEUE, "celery") or name.startswith("unacked") or name.startswith("_kombu"):

@@ -29,10 +29,37 @@ def auth_emulator():
         os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = previous
 
 
+@pytest.fixture(scope="session")
+def _real_services():
+    """A test that needs the services runs only on those tests/settings.py names, and they must answer."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    if settings.SETTINGS_MODULE != "tests.settings":
+        pytest.exit(f"the tests run with tests.settings, not {settings.SETTINGS_MODULE} (unset DJANGO_SETTINGS_MODULE)")
+    if connection.vendor != "postgresql":
+        pytest.exit(f"the tests run on PostgreSQL, not {connection.vendor}")
+    for name, url in (
+        ("TEST_REDIS_CACHE_URL", settings.CACHES["default"]["LOCATION"]),
+        ("TEST_REDIS_BROKER_URL", settings.CELERY_BROKER_URL),
+    ):
+        try:
+            redis.Redis.from_url(url, socket_timeout=5).ping()
+        except redis.RedisError as exc:
+            pytest.exit(f"Redis does not answer at {url} ({name}): {exc}")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(_real_services, django_db_setup):
+    """pytest-django's test database, created once the real services have answered."""
+
+
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache(request):
     from django.core.cache import cache
 
+    request.getfixturevalue("_real_services")
     cache.clear()
     yield
 

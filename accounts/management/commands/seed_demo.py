@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         host = emulator_host()
-        if not host or not (settings.DEBUG or settings.TESTING):
+        if not host or not settings.FIREBASE_AUTH_EMULATOR_TRUSTED:
             raise CommandError("seed_demo only runs against the Firebase Auth emulator in development")
         lab = Lab.objects.filter(name=DEMO_LAB).first() or lab_create(name=DEMO_LAB)
         base = f"http://{host}/identitytoolkit.googleapis.com/v1/projects/{settings.FIREBASE_PROJECT_ID}/accounts"
