@@ -9,6 +9,7 @@ import io
 import pytest
 from django.utils import timezone
 
+from tests.factories import days_ago, new_sample
 from tests.stored_cells import add_cells
 
 pytestmark = pytest.mark.django_db
@@ -33,10 +34,6 @@ HEADER = [
 ]
 
 
-def days_ago(days: int) -> str:
-    return (timezone.localdate() - dt.timedelta(days=days)).isoformat()
-
-
 def csv_rows(response) -> list[list[str]]:
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -48,21 +45,14 @@ def as_dicts(rows: list[list[str]]) -> list[dict]:
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
-def new_sample(person, patient_id: int, collected_at: str | None = None) -> dict:
-    body = {"patient": patient_id, **({"collected_at": collected_at} if collected_at else {})}
-    response = person.client().post("/api/v1/samples", body, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
 @pytest.fixture
 def reviewed_sample(clinician, reviewer, patient):
     """Positive by the model (3 of 20 cells parasitized, 2 uncertain), overridden to negative by the reviewer."""
-    sample = new_sample(clinician, patient["id"], days_ago(2))
-    add_cells(sample["id"], ["parasitized"] * 3 + ["uninfected"] * 15)
-    add_cells(sample["id"], ["uninfected"] * 2, uncertain=True)
+    sample = new_sample(patient["id"], collected_at=days_ago(2), created_by=clinician.user)
+    add_cells(sample.pk, ["parasitized"] * 3 + ["uninfected"] * 15)
+    add_cells(sample.pk, ["uninfected"] * 2, uncertain=True)
     response = reviewer.client().post(
-        f"/api/v1/samples/{sample['id']}/reviews",
+        f"/api/v1/samples/{sample.pk}/reviews",
         {"decision": "override", "result": "negative", "comment": "Platelets, not parasites."},
         format="json",
     )
@@ -71,12 +61,12 @@ def reviewed_sample(clinician, reviewer, patient):
 
 
 def test_the_register_has_a_header_and_one_row_per_sample(clinician, reviewer, patient, reviewed_sample):
-    empty = new_sample(clinician, patient["id"])
+    empty = new_sample(patient["id"], created_by=clinician.user)
     response = clinician.client().get("/api/v1/export/samples.csv")
     assert response["Content-Disposition"] == 'attachment; filename="samples.csv"'
     rows = csv_rows(response)
     assert rows[0] == HEADER
-    assert [row[0] for row in rows[1:]] == [str(empty["id"]), str(reviewed_sample["id"])]
+    assert [row[0] for row in rows[1:]] == [str(empty.pk), str(reviewed_sample.pk)]
     reviewed = as_dicts(rows)[1]
     assert reviewed["patient_identifier"] == patient["identifier"]
     assert reviewed["collected_at"] == days_ago(2)
@@ -91,7 +81,7 @@ def test_the_register_has_a_header_and_one_row_per_sample(clinician, reviewer, p
 
 
 def test_a_sample_without_images_or_review_has_empty_cells(clinician, patient):
-    new_sample(clinician, patient["id"])
+    new_sample(patient["id"], created_by=clinician.user)
     row = as_dicts(csv_rows(clinician.client().get("/api/v1/export/samples.csv")))[0]
     assert row["status"] == "awaiting_images"
     assert row["total"] == "0"
@@ -111,7 +101,7 @@ def test_a_sample_without_images_or_review_has_empty_cells(clinician, patient):
 )
 def test_the_register_filters_by_collection_date(clinician, patient, query, expected_days):
     for days in (10, 3, 0):
-        new_sample(clinician, patient["id"], days_ago(days))
+        new_sample(patient["id"], collected_at=days_ago(days), created_by=clinician.user)
     query = {key: days_ago(int(value.rsplit("_", 1)[1])) for key, value in query.items()}
     rows = as_dicts(csv_rows(clinician.client().get("/api/v1/export/samples.csv", query)))
     assert [row["collected_at"] for row in rows] == [days_ago(days) for days in expected_days]
@@ -133,7 +123,7 @@ def test_a_bad_date_is_400_naming_the_parameter(clinician, query):
 def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted(clinician, identifier):
     client = clinician.client()
     patient = client.post("/api/v1/patients", {"identifier": identifier}, format="json").json()
-    new_sample(clinician, patient["id"])
+    new_sample(patient["id"], created_by=clinician.user)
     [row] = as_dicts(csv_rows(client.get("/api/v1/export/samples.csv")))
     assert row["patient_identifier"] == "'" + identifier
     [history_row] = as_dicts(csv_rows(client.get(f"/api/v1/patients/{patient['id']}/history.csv")))
@@ -143,16 +133,16 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted(clinician, identif
 def test_a_patients_history_has_only_their_samples(clinician, patient):
     client = clinician.client()
     other = client.post("/api/v1/patients", {"identifier": "OTHER-9"}, format="json").json()
-    older = new_sample(clinician, patient["id"], days_ago(7))
-    newer = new_sample(clinician, patient["id"], days_ago(1))
-    new_sample(clinician, other["id"])
+    older = new_sample(patient["id"], collected_at=days_ago(7), created_by=clinician.user)
+    newer = new_sample(patient["id"], collected_at=days_ago(1), created_by=clinician.user)
+    new_sample(other["id"], created_by=clinician.user)
     response = client.get(f"/api/v1/patients/{patient['id']}/history.csv")
     assert response["Content-Disposition"] == f'attachment; filename="patient-{patient["id"]}-history.csv"'
     rows = csv_rows(response)
     assert rows[0] == HEADER
     assert [(r["sample_id"], r["patient_identifier"]) for r in as_dicts(rows)] == [
-        (str(newer["id"]), patient["identifier"]),
-        (str(older["id"]), patient["identifier"]),
+        (str(newer.pk), patient["identifier"]),
+        (str(older.pk), patient["identifier"]),
     ]
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from diagnostics.models import CellImage, Patient, Sample
+from tests.factories import days_ago, new_sample
 from tests.page_sessions import page_client, text_of
 from tests.stored_cells import MODEL_VERSION, add_cells, cell_png
 
@@ -21,32 +22,27 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def browser(clinician):
+def clinician_client(clinician):
     return page_client(clinician)
-
-
-def new_sample(clinician, patient, collected_at: str | None = None) -> dict:
-    body = {"patient": patient["id"], **({"collected_at": collected_at} if collected_at else {})}
-    response = clinician.client().post("/api/v1/samples", body, format="json")
-    assert response.status_code == 201
-    return response.json()
 
 
 def cells_shown(response) -> int:
     return len(re.findall(r'<li class="cell status-', response.content.decode()))
 
 
-def test_the_dashboard_shows_recent_samples_and_those_still_processing(browser, clinician, patient, sample, lab_a):
+def test_the_dashboard_shows_recent_samples_and_those_still_processing(
+    clinician_client, clinician, patient, sample, lab_a
+):
     add_cells(sample["id"], ["parasitized"] * 3 + ["uninfected"] * 17)
-    busy = new_sample(clinician, patient)
-    add_cells(busy["id"], ["uninfected", None, None])
+    busy = new_sample(patient["id"], created_by=clinician.user)
+    add_cells(busy.pk, ["uninfected", None, None])
 
-    response = browser.get("/")
+    response = clinician_client.get("/")
     assert response.status_code == 200
     page = text_of(response)
     assert lab_a.name in page and "Clinician" in page and clinician.email in page
     processing = page.split("Still processing")[1].split("Recent samples")[0]
-    assert f"Sample {busy['id']}" in processing and "1 of 3 cells done" in processing
+    assert f"Sample {busy.pk}" in processing and "1 of 3 cells done" in processing
     assert f"Sample {sample['id']}" not in processing
     recent = page.split("Recent samples")[1]
     assert f"Sample {sample['id']} {patient['identifier']}" in recent
@@ -54,36 +50,36 @@ def test_the_dashboard_shows_recent_samples_and_those_still_processing(browser, 
     assert "Review queue" not in page, "clinicians do not review"
 
 
-def test_patients_are_listed_searched_and_paginated(browser, clinician):
+def test_patients_are_listed_searched_and_paginated(clinician_client, clinician):
     for number in range(30):
         clinician.client().post("/api/v1/patients", {"identifier": f"P-{number:03}", "name": "Ada"}, format="json")
     clinician.client().post("/api/v1/patients", {"identifier": "X-1", "name": "Grace Hopper"}, format="json")
 
-    first = browser.get("/patients")
+    first = clinician_client.get("/patients")
     assert first.status_code == 200
     assert "31 patients" in text_of(first) and "Page 1 of 2" in text_of(first)
     assert "P-000" in text_of(first) and "X-1" not in text_of(first)
-    second = browser.get("/patients?page=2")
+    second = clinician_client.get("/patients?page=2")
     assert "X-1" in text_of(second)
 
-    found = browser.get("/patients?q=hopper")
+    found = clinician_client.get("/patients?q=hopper")
     assert "1 patient matching “hopper”" in text_of(found)
     assert "X-1" in text_of(found) and "P-000" not in text_of(found)
     assert '<label for="patient-search">' in found.content.decode()
-    assert "No patient matches" in text_of(browser.get("/patients?q=nobody"))
+    assert "No patient matches" in text_of(clinician_client.get("/patients?q=nobody"))
 
 
-def test_a_patient_is_created_through_the_form(browser, lab_a):
-    form = browser.get("/patients/new").content.decode()
+def test_a_patient_is_created_through_the_form(clinician_client, lab_a):
+    form = clinician_client.get("/patients/new").content.decode()
     for field in ["identifier", "name", "sex", "birth_year", "notes"]:
         assert f'for="id_{field}"' in form
 
-    response = browser.post("/patients/new", {"identifier": " P-NEW ", "name": "Ada", "sex": "female"})
+    response = clinician_client.post("/patients/new", {"identifier": " P-NEW ", "name": "Ada", "sex": "female"})
     patient = Patient.objects.get(lab=lab_a, identifier="P-NEW")
     assert response.status_code == 302 and response["Location"] == f"/patients/{patient.pk}"
     assert (patient.name, patient.sex, patient.birth_year) == ("Ada", "female", None)
     assert AuditEvent.objects.filter(action="patient.create", object_id=str(patient.pk)).exists()
-    assert "Patient P-NEW added." in text_of(browser.get(response["Location"]))
+    assert "Patient P-NEW added." in text_of(clinician_client.get(response["Location"]))
 
 
 @pytest.mark.parametrize(
@@ -94,43 +90,42 @@ def test_a_patient_is_created_through_the_form(browser, lab_a):
         ({"identifier": "P-1", "sex": "robot"}, "Select a valid choice."),
     ],
 )
-def test_an_invalid_patient_is_refused_with_the_reason(browser, fields, message):
-    response = browser.post("/patients/new", fields)
+def test_an_invalid_patient_is_refused_with_the_reason(clinician_client, fields, message):
+    response = clinician_client.post("/patients/new", fields)
     assert response.status_code == 400
     assert message in text_of(response)
     assert not Patient.objects.exists()
 
 
-def test_a_duplicate_identifier_is_refused(browser, patient):
-    response = browser.post("/patients/new", {"identifier": patient["identifier"], "sex": "unknown"})
+def test_a_duplicate_identifier_is_refused(clinician_client, patient):
+    response = clinician_client.post("/patients/new", {"identifier": patient["identifier"], "sex": "unknown"})
     assert response.status_code == 400
     assert "already exists in this lab" in text_of(response)
 
 
-def test_a_patient_is_edited_and_only_changed_fields_are_audited(browser, patient):
-    form = browser.get(f"/patients/{patient['id']}/edit")
+def test_a_patient_is_edited_and_only_changed_fields_are_audited(clinician_client, patient):
+    form = clinician_client.get(f"/patients/{patient['id']}/edit")
     assert f'value="{patient["identifier"]}"' in form.content.decode()
     fields = {"identifier": patient["identifier"], "name": "Ada Lovelace", "sex": "unknown"}
-    response = browser.post(f"/patients/{patient['id']}/edit", fields)
+    response = clinician_client.post(f"/patients/{patient['id']}/edit", fields)
     assert response.status_code == 302
     assert Patient.objects.get(pk=patient["id"]).name == "Ada Lovelace"
     event = AuditEvent.objects.get(action="patient.update", object_id=str(patient["id"]))
     assert event.detail == {"fields": ["name"]}
 
 
-def test_the_patient_page_shows_samples_newest_first_and_a_parasitemia_chart(browser, clinician, patient):
-    today = timezone.localdate()
-    old = new_sample(clinician, patient, (today - dt.timedelta(days=10)).isoformat())
-    recent = new_sample(clinician, patient, today.isoformat())
-    empty = new_sample(clinician, patient, (today - dt.timedelta(days=5)).isoformat())
-    add_cells(old["id"], ["parasitized"] * 4 + ["uninfected"] * 16)  # 20 %
-    add_cells(recent["id"], ["parasitized"] + ["uninfected"] * 19)  # 5 %
+def test_the_patient_page_shows_samples_newest_first_and_a_parasitemia_chart(clinician_client, clinician, patient):
+    old = new_sample(patient["id"], collected_at=days_ago(10), created_by=clinician.user)
+    recent = new_sample(patient["id"], collected_at=days_ago(0), created_by=clinician.user)
+    empty = new_sample(patient["id"], collected_at=days_ago(5), created_by=clinician.user)
+    add_cells(old.pk, ["parasitized"] * 4 + ["uninfected"] * 16)  # 20 %
+    add_cells(recent.pk, ["parasitized"] + ["uninfected"] * 19)  # 5 %
 
-    response = browser.get(f"/patients/{patient['id']}")
+    response = clinician_client.get(f"/patients/{patient['id']}")
     assert response.status_code == 200
     html = response.content.decode()
     history = text_of(response).split("Samples, newest first")[1]
-    order = [history.index(f"Sample {s['id']}") for s in (recent, empty, old)]
+    order = [history.index(f"Sample {s.pk}") for s in (recent, empty, old)]
     assert order == sorted(order)
 
     svg = html.split("<svg")[1].split("</svg>")[0]
@@ -138,20 +133,20 @@ def test_the_patient_page_shows_samples_newest_first_and_a_parasitemia_chart(bro
     assert svg.count("<circle") == 2, "samples without a parasitemia are not plotted"
     assert "20 %" in svg and "5 %" in svg
     table = text_of(response).split("The chart's figures as a table")[1]
-    assert f"{(today - dt.timedelta(days=10)).isoformat()} Sample {old['id']} 20.0 %" in table
+    assert f"{days_ago(10)} Sample {old.pk} 20.0 %" in table
     assert f"/api/v1/patients/{patient['id']}/history.csv" in html
 
 
-def test_a_patient_without_classified_samples_has_no_chart(browser, patient):
-    response = browser.get(f"/patients/{patient['id']}")
+def test_a_patient_without_classified_samples_has_no_chart(clinician_client, patient):
+    response = clinician_client.get(f"/patients/{patient['id']}")
     assert "<svg" not in response.content.decode()
     assert "No sample of this patient has classified cells yet" in text_of(response)
 
 
-def test_a_new_sample_leads_to_its_upload_page(browser, patient):
-    form = browser.get(f"/patients/{patient['id']}/samples/new")
+def test_a_new_sample_leads_to_its_upload_page(clinician_client, patient):
+    form = clinician_client.get(f"/patients/{patient['id']}/samples/new")
     assert 'for="id_collected_at"' in form.content.decode() and 'type="date"' in form.content.decode()
-    response = browser.post(
+    response = clinician_client.post(
         f"/patients/{patient['id']}/samples/new", {"collected_at": "2026-01-02", "notes": "Thin smear, finger prick"}
     )
     sample = Sample.objects.get(patient_id=patient["id"])
@@ -160,16 +155,16 @@ def test_a_new_sample_leads_to_its_upload_page(browser, patient):
     assert AuditEvent.objects.filter(action="sample.create", object_id=str(sample.pk)).exists()
 
 
-def test_a_sample_collected_in_the_future_is_refused(browser, patient):
+def test_a_sample_collected_in_the_future_is_refused(clinician_client, patient):
     tomorrow = timezone.localdate() + dt.timedelta(days=1)
-    response = browser.post(f"/patients/{patient['id']}/samples/new", {"collected_at": tomorrow.isoformat()})
+    response = clinician_client.post(f"/patients/{patient['id']}/samples/new", {"collected_at": tomorrow.isoformat()})
     assert response.status_code == 400
     assert "cannot be in the future" in text_of(response)
     assert not Sample.objects.exists()
 
 
-def test_the_upload_page_offers_many_files_a_zip_and_a_script(browser, sample):
-    response = browser.get(f"/samples/{sample['id']}/upload")
+def test_the_upload_page_offers_many_files_a_zip_and_a_script(clinician_client, sample):
+    response = clinician_client.get(f"/samples/{sample['id']}/upload")
     assert response.status_code == 200
     html = response.content.decode()
     assert f'action="/samples/{sample["id"]}/upload"' in html and 'enctype="multipart/form-data"' in html
@@ -180,12 +175,12 @@ def test_the_upload_page_offers_many_files_a_zip_and_a_script(browser, sample):
     assert '<label for="upload-images">' in html and '<label for="upload-archive">' in html
 
 
-def test_uploading_without_javascript_lists_accepted_and_rejected_files(browser, sample):
+def test_uploading_without_javascript_lists_accepted_and_rejected_files(clinician_client, sample):
     images = [
         SimpleUploadedFile("cell-1.png", cell_png(), content_type="image/png"),
         SimpleUploadedFile("notes.txt", b"not a picture at all\n" * 20, content_type="text/plain"),
     ]
-    response = browser.post(f"/samples/{sample['id']}/upload", {"images": images})
+    response = clinician_client.post(f"/samples/{sample['id']}/upload", {"images": images})
     assert response.status_code == 200
     page = text_of(response)
     assert "1 cell image accepted and queued for classification; 1 rejected." in page
@@ -193,14 +188,16 @@ def test_uploading_without_javascript_lists_accepted_and_rejected_files(browser,
     assert "cell-1.png" in page.split("Accepted files")[1]
     stored = CellImage.objects.get(sample_id=sample["id"])
     assert (stored.original_filename, stored.status) == ("cell-1.png", "queued")
-    assert "Processing" in text_of(browser.get("/"))
+    assert "Processing" in text_of(clinician_client.get("/"))
 
 
-def test_uploading_nothing_or_only_bad_files_is_400(browser, sample):
-    empty = browser.post(f"/samples/{sample['id']}/upload", {})
+def test_uploading_nothing_or_only_bad_files_is_400(clinician_client, sample):
+    empty = clinician_client.post(f"/samples/{sample['id']}/upload", {})
     assert empty.status_code == 400
     assert "Choose cell images" in text_of(empty)
-    bad = browser.post(f"/samples/{sample['id']}/upload", {"images": [SimpleUploadedFile("a.gif", b"GIF89a....")]})
+    bad = clinician_client.post(
+        f"/samples/{sample['id']}/upload", {"images": [SimpleUploadedFile("a.gif", b"GIF89a....")]}
+    )
     assert bad.status_code == 400
     assert "0 cell images accepted" in text_of(bad) and "GIF images are not accepted" in text_of(bad)
 
@@ -214,8 +211,8 @@ def mixed_sample(sample):
     return sample
 
 
-def test_the_sample_page_puts_the_result_first_with_the_model_and_a_caveat(browser, mixed_sample):
-    response = browser.get(f"/samples/{mixed_sample['id']}")
+def test_the_sample_page_puts_the_result_first_with_the_model_and_a_caveat(clinician_client, mixed_sample):
+    response = clinician_client.get(f"/samples/{mixed_sample['id']}")
     assert response.status_code == 200
     page = text_of(response)
     summary = page.split("Result")[1].split("Cells")[0]
@@ -228,28 +225,28 @@ def test_the_sample_page_puts_the_result_first_with_the_model_and_a_caveat(brows
 
 
 @pytest.mark.parametrize(("show", "count"), [("all", 23), ("parasitized", 3), ("uncertain", 2), ("failed", 1)])
-def test_the_cell_grid_filters(browser, mixed_sample, show, count):
-    response = browser.get(f"/samples/{mixed_sample['id']}?show={show}")
+def test_the_cell_grid_filters(clinician_client, mixed_sample, show, count):
+    response = clinician_client.get(f"/samples/{mixed_sample['id']}?show={show}")
     assert cells_shown(response) == count
     assert f'href="?show={show}" aria-current="true"' in response.content.decode()
 
 
-def test_each_cell_shows_its_thumbnail_label_probability_and_uncertainty(browser, mixed_sample):
-    response = browser.get(f"/samples/{mixed_sample['id']}?show=uncertain")
+def test_each_cell_shows_its_thumbnail_label_probability_and_uncertainty(clinician_client, mixed_sample):
+    response = clinician_client.get(f"/samples/{mixed_sample['id']}?show=uncertain")
     html = response.content.decode()
     image = CellImage.objects.filter(sample_id=mixed_sample["id"], prediction__uncertain=True).first()
     assert f'<img src="/api/v1/images/{image.pk}/file"' in html
     assert f'href="/images/{image.pk}"' in html
     assert "Uninfected 50 % parasitized ⚠ Uncertain" in text_of(response)
-    thumbnail = browser.get(f"/api/v1/images/{image.pk}/file")  # the session cookie works for <img>
+    thumbnail = clinician_client.get(f"/api/v1/images/{image.pk}/file")  # the session cookie works for <img>
     assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/png"
-    failed = browser.get(f"/samples/{mixed_sample['id']}?show=failed")
+    failed = clinician_client.get(f"/samples/{mixed_sample['id']}?show=failed")
     assert "Failed" in text_of(failed).split("Cells")[-1]
 
 
-def test_a_cell_opens_large_beside_its_heatmap(browser, mixed_sample):
+def test_a_cell_opens_large_beside_its_heatmap(clinician_client, mixed_sample):
     image = CellImage.objects.filter(sample_id=mixed_sample["id"], prediction__label="parasitized").first()
-    response = browser.get(f"/images/{image.pk}")
+    response = clinician_client.get(f"/images/{image.pk}")
     assert response.status_code == 200
     html = response.content.decode()
     assert f'src="/api/v1/images/{image.pk}/file"' in html
@@ -257,13 +254,13 @@ def test_a_cell_opens_large_beside_its_heatmap(browser, mixed_sample):
     assert "Parasitized" in text_of(response) and "97.0 %" in text_of(response)
 
     failed = CellImage.objects.get(sample_id=mixed_sample["id"], status="failed")
-    response = browser.get(f"/images/{failed.pk}")
+    response = clinician_client.get(f"/images/{failed.pk}")
     assert "/heatmap" not in response.content.decode()
     assert "could not be classified" in text_of(response)
 
 
-def test_the_sample_cells_csv_has_a_row_per_cell_and_is_audited(browser, mixed_sample):
-    response = browser.get(f"/samples/{mixed_sample['id']}/cells.csv")
+def test_the_sample_cells_csv_has_a_row_per_cell_and_is_audited(clinician_client, mixed_sample):
+    response = clinician_client.get(f"/samples/{mixed_sample['id']}/cells.csv")
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="sample-{mixed_sample["id"]}-cells.csv"'
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
@@ -275,9 +272,9 @@ def test_the_sample_cells_csv_has_a_row_per_cell_and_is_audited(browser, mixed_s
     assert AuditEvent.objects.filter(action="export.csv", object_id=f"sample-{mixed_sample['id']}-cells.csv").exists()
 
 
-def test_a_processing_sample_shows_live_progress_with_a_fallback(browser, sample):
+def test_a_processing_sample_shows_live_progress_with_a_fallback(clinician_client, sample):
     add_cells(sample["id"], ["uninfected", None, None, None])
-    response = browser.get(f"/samples/{sample['id']}")
+    response = clinician_client.get(f"/samples/{sample['id']}")
     html = response.content.decode()
     assert f'data-api-url="/api/v1/samples/{sample["id"]}"' in html and 'src="/static/build/progress.js"' in html
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in html
@@ -285,11 +282,11 @@ def test_a_processing_sample_shows_live_progress_with_a_fallback(browser, sample
     assert "1 of 4 cells done" in text_of(response)
 
 
-def test_the_model_card_page_shows_the_validated_figures(browser):
+def test_the_model_card_page_shows_the_validated_figures(clinician_client):
     from diagnostics.served_model import served_model
 
     card = served_model().card.data
-    response = browser.get("/model")
+    response = clinician_client.get("/model")
     assert response.status_code == 200
     page = text_of(response)
     assert card["version"] in page and f"{card['input_size']} × {card['input_size']} px" in page

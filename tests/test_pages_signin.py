@@ -20,7 +20,7 @@ signing_key, service_account, member = signed_tokens.signing_key, signed_tokens.
 pytestmark = pytest.mark.django_db
 
 
-def browser() -> Client:
+def csrf_client() -> Client:
     client = Client(enforce_csrf_checks=True)
     assert client.get("/signin").status_code == 200  # sets the csrftoken cookie, as the page does
     return client
@@ -36,7 +36,7 @@ def post_token(client: Client, token: str, **extra):
 
 
 def signed_in(person) -> Client:
-    client = browser()
+    client = csrf_client()
     response = post_token(client, person.token)
     assert response.status_code == 200, response.content
     return client
@@ -69,7 +69,7 @@ def test_google_sign_in_is_offered_when_configured(auth_emulator, settings):
 
 
 def test_a_valid_id_token_makes_a_session(clinician, lab_a):
-    client = browser()
+    client = csrf_client()
     response = post_token(client, clinician.token, next="/patients")
     assert response.status_code == 200
     assert response.json() == {"redirect": "/patients", "email": clinician.email}
@@ -86,12 +86,12 @@ def test_a_valid_id_token_makes_a_session(clinician, lab_a):
 
 
 def test_a_form_post_redirects_to_next_on_this_site_only(clinician):
-    client = browser()
+    client = csrf_client()
     csrf = client.cookies["csrftoken"].value
     response = client.post("/session", {"id_token": clinician.token, "next": "/patients", "csrfmiddlewaretoken": csrf})
     assert response.status_code == 302 and response["Location"] == "/patients"
 
-    client = browser()
+    client = csrf_client()
     csrf = client.cookies["csrftoken"].value
     response = client.post(
         "/session", {"id_token": clinician.token, "next": "https://evil.example/", "csrfmiddlewaretoken": csrf}
@@ -101,7 +101,7 @@ def test_a_form_post_redirects_to_next_on_this_site_only(clinician):
 
 @pytest.mark.parametrize("token", ["", "not-a-jwt", "eyJhbGciOiJub25lIn0.e30."])
 def test_a_bad_token_is_401_and_makes_no_session(auth_emulator, token):
-    client = browser()
+    client = csrf_client()
     response = post_token(client, token)
     assert response.status_code == 401
     assert response.json()["detail"]
@@ -109,7 +109,7 @@ def test_a_bad_token_is_401_and_makes_no_session(auth_emulator, token):
 
 
 def test_a_bad_token_from_a_form_shows_the_signin_page_with_the_reason(auth_emulator):
-    client = browser()
+    client = csrf_client()
     response = client.post("/session", {"id_token": "", "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
     assert response.status_code == 401
     assert "needs JavaScript" in text_of(response)
@@ -117,7 +117,7 @@ def test_a_bad_token_from_a_form_shows_the_signin_page_with_the_reason(auth_emul
 
 
 def test_csrf_is_enforced(clinician):
-    client = browser()
+    client = csrf_client()
     response = client.post("/session", json.dumps({"id_token": clinician.token}), content_type="application/json")
     assert response.status_code == 403
     assert "_auth_user_id" not in client.session
@@ -163,7 +163,7 @@ def test_signout_ends_the_session_and_revokes_the_refresh_tokens(clinician, lab_
     assert (event.actor_email, event.lab_id) == (clinician.email, lab_a.id)
 
     cache.clear()
-    again = post_token(browser(), clinician.token)
+    again = post_token(csrf_client(), clinician.token)
     assert again.status_code == 401
     assert "revoked" in again.json()["detail"]
     api = clinician.client().get("/api/v1/me")
@@ -217,9 +217,30 @@ def test_sign_in_answers_503_when_firebase_cannot_be_reached(monkeypatch, signin
     monkeypatch.setattr(_token_gen, "ID_TOKEN_CERT_URI", url)
     signed_tokens._drop_app()
     try:
-        client = browser()
+        client = csrf_client()
         response = post_token(client, signed_tokens.token(signing_key[0]))
     finally:
         signed_tokens._drop_app()
     assert response.status_code == 503
     assert "try again" in response.json()["detail"]
+
+
+def test_a_page_answers_503_when_the_session_cannot_be_rechecked(clinician, monkeypatch):
+    """The recheck of a signed-in session finds Firebase unreachable: refuse rather than serve a revoked user."""
+    from malaria_site.auth_emulator import free_port
+
+    client = signed_in(clinician)
+    assert client.get("/").status_code == 200
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing answers there
+    signed_tokens._drop_app()  # firebase-admin reads the address when its app is made
+    try:
+        cache.clear()  # the recheck interval has passed
+        page = client.get("/patients")
+        api = client.get("/api/v1/me")
+    finally:
+        signed_tokens._drop_app()
+    assert page.status_code == 503
+    assert "try again" in text_of(page)
+    assert "_auth_user_id" in client.session, "the session is kept: Firebase may be back on the next request"
+    assert api.status_code == 503
+    assert "try again" in api.json()["detail"]

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from tests.factories import days_ago
 from tests.stored_cells import add_cells
 
 pytestmark = pytest.mark.django_db
@@ -18,10 +19,6 @@ def create_patient(client, **fields):
 
 def create_sample(client, patient_id: int, **fields):
     return client.post("/api/v1/samples", {"patient": patient_id, **fields}, format="json")
-
-
-def days_ago(days: int) -> str:
-    return (timezone.localdate() - dt.timedelta(days=days)).isoformat()
 
 
 # -- patients ----------------------------------------------------------------------------------------------

@@ -10,15 +10,9 @@ from PIL import Image
 
 from accounts.models import AuditEvent
 from diagnostics.models import CellImage
-from tests.stored_cells import cell_png
+from tests.cells import cell_png, named
 
 pytestmark = pytest.mark.django_db
-
-
-def named(name: str, data: bytes) -> io.BytesIO:
-    handle = io.BytesIO(data)
-    handle.name = name
-    return handle
 
 
 def zipped(members: dict[str, bytes]) -> bytes:
