@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/datasets/nih-malaria-cells
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install install-dev run manage test lint format train evaluate bench-classifier bench-e2e screenshots clean
+.PHONY: install install-dev run manage test test-fast lint format train evaluate bench-classifier bench-e2e screenshots clean
 
 # What running needs and no more: no TensorFlow, SciPy, scikit-learn or matplotlib.
 $(VENV)/.installed: pyproject.toml
@@ -52,6 +52,12 @@ test: install-dev $(CHROMIUM)
 	$(VENV)/bin/ruff format --check .
 	DJANGO_DEBUG=1 DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
+
+# The quick layer (tests marked `pure`: rules, uploads validation, preprocessing, the engine on generated cells).
+# Services on closed ports: a pure test that reached PostgreSQL or Redis would fail here.
+test-fast: $(VENV)/.installed-dev
+	TEST_DATABASE_URL=postgres://postgres@127.0.0.1:9/unreachable TEST_REDIS_CACHE_URL=redis://127.0.0.1:9/0 \
+	TEST_REDIS_BROKER_URL=redis://127.0.0.1:9/1 $(PY) -m pytest -m pure -q
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

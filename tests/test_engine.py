@@ -1,4 +1,5 @@
-"""The inference engine on the shipped model, over real cells of patients it never saw in training."""
+"""The inference engine on the shipped model: accuracy over real cells of patients it never saw in training;
+batching and failures over generated cells (the quick layer)."""
 
 import io
 import json
@@ -6,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.cells import as_png, cells_of_test_patients
+from tests.cells import as_png, cells_of_test_patients, generated_cells
 from worker.serving.engine import (
     PARASITIZED,
     UNINFECTED,
@@ -42,8 +43,9 @@ def test_engine_is_accurate_on_unseen_patients(classifier, test_cells):
         assert r.model_version == card.version
 
 
-def test_batching_gives_the_same_probabilities_as_one_by_one(test_cells):
-    images = [as_png(cell.path) for cell in test_cells[:40]]
+@pytest.mark.pure
+def test_batching_gives_the_same_probabilities_as_one_by_one():
+    images = [data for _, data in generated_cells(40)]
     card = load_model_card()
     batched = CellClassifier(card, batch_size=16).classify(images)
     one_by_one = [CellClassifier(card, batch_size=1).classify([image])[0] for image in images[:10]]
@@ -54,8 +56,9 @@ def test_batching_gives_the_same_probabilities_as_one_by_one(test_cells):
     np.testing.assert_allclose([r.probability for r in batched], [r.probability for r in whole], rtol=0, atol=1e-5)
 
 
-def test_a_broken_image_fails_alone(classifier, test_cells):
-    good = as_png(test_cells[0].path)
+@pytest.mark.pure
+def test_a_broken_image_fails_alone(classifier):
+    [(_, good)] = generated_cells(1)
     results = classifier.classify([good, b"not an image", good[:100], good])
     assert isinstance(results[0], CellClassification)
     assert isinstance(results[1], CellFailure) and "not a readable image" in results[1].error
@@ -63,6 +66,7 @@ def test_a_broken_image_fails_alone(classifier, test_cells):
     assert results[3] == results[0]
 
 
+@pytest.mark.pure
 def test_empty_batch(classifier):
     assert classifier.classify([]) == []
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cells import cells_of_test_patients
+from tests.cells import cell_png, cells_of_test_patients
 from worker.serving.engine import get_classifier
 from worker.serving.gradcam import heatmap_overlay_png
 from worker.serving.preprocessing import CellImageError, prepare_cell
@@ -14,12 +14,15 @@ from worker.serving.preprocessing import CellImageError, prepare_cell
 
 @pytest.fixture(scope="module")
 def cell_path():
+    """A real parasitized cell: Grad-CAM is compared where the network has evidence to show."""
     return next(cell.path for cell in cells_of_test_patients(20) if cell.label == 1)
 
 
-def test_heatmap_is_a_png_of_the_cells_size(cell_path):
-    original = Image.open(cell_path)
-    png = heatmap_overlay_png(cell_path.read_bytes(), get_classifier())
+@pytest.mark.pure
+def test_heatmap_is_a_png_of_the_cells_size():
+    data = cell_png(90, 110)
+    original = Image.open(io.BytesIO(data))
+    png = heatmap_overlay_png(data, get_classifier())
     overlay = Image.open(io.BytesIO(png))
     assert overlay.format == "PNG"
     assert overlay.size == original.size
@@ -28,6 +31,7 @@ def test_heatmap_is_a_png_of_the_cells_size(cell_path):
     assert difference.mean() > 5, "the heatmap must be visible over the cell"
 
 
+@pytest.mark.pure
 def test_heatmap_of_a_non_square_synthetic_cell():
     image = Image.new("RGB", (90, 150), (0, 0, 0))
     image.paste((190, 120, 160), (5, 5, 85, 145))
@@ -36,6 +40,7 @@ def test_heatmap_of_a_non_square_synthetic_cell():
     assert Image.open(io.BytesIO(heatmap_overlay_png(buffer.getvalue(), get_classifier()))).size == (90, 150)
 
 
+@pytest.mark.pure
 def test_heatmap_of_garbage_is_a_typed_error():
     with pytest.raises(CellImageError):
         heatmap_overlay_png(b"nope", get_classifier())

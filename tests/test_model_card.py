@@ -8,6 +8,8 @@ import pytest
 from worker.serving.engine import CellClassifier
 from worker.serving.model_card import CARD_NAME, DEFAULT_MODEL_DIR, ModelFileError, load_model_card
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.fixture
 def model_copy(tmp_path):

@@ -10,6 +10,8 @@ from PIL import Image
 
 from worker.serving.preprocessing import CellImageError, prepare_cell
 
+pytestmark = pytest.mark.pure
+
 SIZE = 64
 
 

@@ -14,6 +14,8 @@ from worker.serving.results import (
     parasitemia,
 )
 
+pytestmark = pytest.mark.pure
+
 
 def tally(*, parasitized=0, uninfected=0, uncertain_parasitized=0, uncertain_uninfected=0) -> CellTally:
     """Counted as diagnostics.services.sample_refresh counts: a cell's label, and whether it was uncertain."""

@@ -5,6 +5,8 @@ import pytest
 
 from worker.serving.calibration import calibrated_probability
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 1.37])
 def test_calibrated_probability_is_scipys_expit_bit_for_bit(temperature):

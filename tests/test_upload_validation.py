@@ -21,6 +21,8 @@ from diagnostics.uploads import (
     validate_upload,
 )
 
+pytestmark = pytest.mark.pure
+
 # --- corpus ---------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,61 @@
+"""Imports point one way: the web process and the workers load neither TensorFlow nor SciPy nor training code,
+and the serving package is pure (no Django). Each check runs in a fresh interpreter, as a process starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.pure
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING_ONLY = ["tensorflow", "keras", "scipy", "sklearn", "matplotlib", "worker.training", "worker.tools"]
+
+IMPORT_ALL_SERVING = """
+import importlib, pkgutil, worker.serving
+for module in pkgutil.iter_modules(worker.serving.__path__):
+    importlib.import_module(f"worker.serving.{module.name}")
+"""
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules loaded by a fresh interpreter that runs `code` (as the web app or a worker would)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "malaria_site.settings",
+        # A developer's settings: no database or broker is reached by importing.
+        "DJANGO_DEBUG": "1",
+        "DJANGO_SECRET_KEY": "import-direction-test",
+    }
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def loaded(modules: set[str], names: list[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == name or m.startswith(f"{name}.") for name in names))
+
+
+def test_the_web_process_and_the_workers_load_no_training_code():
+    modules = modules_after(
+        "import malaria_site.wsgi\n"  # django.setup() and the middleware, as gunicorn loads them
+        "import malaria_site.urls, malaria_site.celery, worker.tasks, diagnostics.classification\n"
+        "from django.urls import get_resolver; get_resolver().url_patterns\n" + IMPORT_ALL_SERVING
+    )
+    assert {"malaria_site.urls", "worker.tasks", "worker.serving.engine", "diagnostics.views"} <= modules
+    assert loaded(modules, TRAINING_ONLY) == []
+
+
+def test_the_serving_package_is_pure():
+    modules = modules_after(IMPORT_ALL_SERVING)
+    assert {"worker.serving.engine", "worker.serving.results", "worker.serving.gradcam"} <= modules
+    assert loaded(modules, TRAINING_ONLY + ["django", "celery", "diagnostics", "accounts"]) == []
