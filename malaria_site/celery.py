@@ -15,10 +15,13 @@ app.autodiscover_tasks(["worker"])
 @worker_init.connect
 def refuse_to_start_without_a_valid_model(**_):
     """A worker whose model card or files are missing, corrupt or from other code must not start at all."""
+    from worker.serving.engine import CellClassifier
     from worker.serving.model_card import ModelFileError, load_model_card, served_model_dir
 
     try:
-        load_model_card(served_model_dir())
+        # Opened once and dropped: the input size and outputs are in the model file, not in the card.
+        # Each pool process then loads its own copy after the fork (worker/tasks.py).
+        CellClassifier(load_model_card(served_model_dir()), threads=1)
     except ModelFileError as exc:
         # SystemExit, not an exception: Celery logs and ignores exceptions raised by signal handlers.
         raise SystemExit(f"The worker cannot start: {exc}") from exc

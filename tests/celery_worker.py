@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -41,9 +43,17 @@ def harness_environment() -> dict[str, str]:
 
 
 class CeleryWorker:
-    def __init__(self, **env):
+    def __init__(self, *, pause_after_claim: bool = False, **env):
+        """`env` sets the worker's settings; with pause_after_claim, its first claim holds until kill()."""
         self.folder = tempfile.mkdtemp(prefix="celery-worker-")
         self.log_path = Path(self.folder) / "worker.log"
+        self.app = "malaria_site"
+        self.claim_marker = Path(self.folder) / "claimed.json"
+        if pause_after_claim:
+            from tests.celery_app import PAUSE_AFTER_CLAIM
+
+            self.app = "tests.celery_app"  # production's app with a pause (see there); never run outside tests
+            env[PAUSE_AFTER_CLAIM] = self.claim_marker
         self.env = {**harness_environment(), **{key: str(value) for key, value in env.items()}}
         self.process: subprocess.Popen | None = None
 
@@ -56,7 +66,7 @@ class CeleryWorker:
                 "-m",
                 "celery",
                 "-A",
-                "malaria_site",
+                self.app,
                 "worker",
                 "-B",
                 "--schedule",
@@ -86,6 +96,17 @@ class CeleryWorker:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
+    def paused_claim(self, timeout: float = 60) -> list[int]:
+        """The ids of the chunk a pause_after_claim worker has claimed and now holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.claim_marker.exists():
+                return json.loads(self.claim_marker.read_text())
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"the worker claimed nothing within {timeout} s:\n{self.log()[-3000:]}")
+
     def kill(self) -> None:
         """SIGKILL the worker and its pool children: no cleanup, no acknowledgements."""
         if self.process and self.process.poll() is None:
@@ -109,6 +130,43 @@ def purge_queue() -> None:
         name = key.decode()
         if name in (QUEUE, "celery") or name.startswith("unacked") or name.startswith("_kombu"):
             client.delete(key)
+
+
+def queued_tasks() -> list[tuple[str, list]]:
+    """The tasks waiting in this session's queue on the broker, oldest first: (task name, args)."""
+    import base64
+
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    tasks = []
+    for raw in reversed(client.lrange(QUEUE, 0, -1)):  # Kombu pushes on the left and pops on the right
+        message = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        tasks.append((message["headers"]["task"], args))
+    return tasks
+
+
+@contextlib.contextmanager
+def broker_unreachable():
+    """This process's tasks go to a port where nothing answers, as when Redis is down, then back."""
+    from malaria_site.auth_emulator import free_port
+    from malaria_site.celery import app
+
+    def forget_connections():
+        if app._pool is not None:  # noqa: SLF001 (Celery keeps one pool per app; a new URL needs a new pool)
+            app._pool.force_close_all()  # noqa: SLF001
+            app._pool = None  # noqa: SLF001
+        app.amqp._producer_pool = None  # noqa: SLF001
+
+    working = app.conf.broker_url
+    forget_connections()
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    try:
+        yield
+    finally:
+        forget_connections()
+        app.conf.broker_url = working
 
 
 def use_session_queue() -> None:

@@ -1,15 +1,18 @@
-"""Upload through the API -> a real Celery worker -> predictions in PostgreSQL, equal to the engine's."""
+"""Upload through the API -> a real Celery worker -> predictions in PostgreSQL, equal to the engine's.
+
+The cells are generated: these tests are about the path from upload to prediction, not about the model.
+"""
 
 from __future__ import annotations
 
-import io
 import time
 
 import pytest
+from django.test import override_settings
 
 from diagnostics.models import CellImage, Prediction
 from tests.celery_worker import CeleryWorker, purge_queue
-from tests.cells import as_png, cells_of_test_patients
+from tests.cells import generated_cells, upload
 from worker.serving.engine import get_classifier
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -17,18 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def cell_pngs():
-    return [(cell.path.with_suffix(".png").name, as_png(cell.path)) for cell in cells_of_test_patients(480)]
-
-
-def upload(client, sample_id, files):
-    payload = {"images": [_named(name, data) for name, data in files]}
-    return client.post(f"/api/v1/samples/{sample_id}/images", payload, format="multipart")
-
-
-def _named(name, data):
-    handle = io.BytesIO(data)
-    handle.name = name
-    return handle
+    return generated_cells(60)
 
 
 def wait_until(condition, timeout=90, message="condition"):
@@ -101,53 +93,35 @@ def test_a_file_damaged_in_storage_fails_alone(clinician, sample, cell_pngs):
 
 
 def test_worker_killed_mid_chunk_loses_nothing_and_classifies_each_cell_once(clinician, sample, cell_pngs):
+    """The first worker claims a chunk and holds it (a test-only pause, tests/celery_app.py): the kill lands
+    mid-chunk every time. The second worker classifies the rest; its sweeper puts the dead claim back."""
     purge_queue()
-    settings_for_worker = {"CLASSIFY_CHUNK_SIZE": 480, "PROCESSING_TIMEOUT_SECONDS": 3, "SWEEP_INTERVAL_SECONDS": 1}
-    first = CeleryWorker(**settings_for_worker).start()
+    settings_for_worker = {"CLASSIFY_CHUNK_SIZE": 20, "PROCESSING_TIMEOUT_SECONDS": 3, "SWEEP_INTERVAL_SECONDS": 1}
+    first = CeleryWorker(pause_after_claim=True, **settings_for_worker).start()
     try:
-        from django.test import override_settings
-
-        with override_settings(CLASSIFY_CHUNK_SIZE=480):  # one chunk: a long window to kill it in
+        with override_settings(CLASSIFY_CHUNK_SIZE=20):  # three chunks
             response = upload(clinician.client(), sample["id"], cell_pngs)
         assert response.status_code == 202
-        wait_until(
-            lambda: CellImage.objects.filter(sample_id=sample["id"], status="processing").exists(),
-            timeout=60,
-            message="the worker to claim the chunk",
-        )
+        held = first.paused_claim()
+        images = CellImage.objects.filter(sample_id=sample["id"])
+        assert sorted(images.filter(status="processing").values_list("id", flat=True)) == held
+        assert len(held) == 20
+        assert images.filter(status="queued").count() == 40
         first.kill()
     finally:
         first.kill()
-    assert CellImage.objects.filter(sample_id=sample["id"]).exclude(status="classified").exists(), (
-        "the kill came too late to interrupt the chunk"
-    )
 
     second = CeleryWorker(**settings_for_worker).start()
     try:
         wait_until(
-            lambda: CellImage.objects.filter(sample_id=sample["id"], status="classified").count() == len(cell_pngs),
+            lambda: images.filter(status="classified").count() == len(cell_pngs),
             timeout=90,
             message="every cell classified after the restart",
         )
     finally:
         second.stop()
-    images = CellImage.objects.filter(sample_id=sample["id"])
     assert images.count() == len(cell_pngs)
     assert Prediction.objects.filter(image__sample_id=sample["id"]).count() == len(cell_pngs)
-    assert images.filter(attempts__gte=2).exists(), "the interrupted chunk was claimed again"
+    assert not images.filter(pk__in=held, attempts__lt=2).exists(), "every cell of the dead claim was claimed again"
+    assert set(images.exclude(pk__in=held).values_list("attempts", flat=True)) == {1}
     assert "IntegrityError" not in second.log()
-
-
-def test_worker_with_a_corrupt_model_refuses_to_start_naming_the_file(tmp_path):
-    import shutil
-
-    from worker.serving.model_card import DEFAULT_MODEL_DIR
-
-    broken = tmp_path / "model"
-    shutil.copytree(DEFAULT_MODEL_DIR, broken)
-    tflite = broken / "malaria_cnn.tflite"
-    tflite.write_bytes(tflite.read_bytes()[:1000])
-    worker = CeleryWorker(MALARIA_MODEL_DIR=broken)
-    with pytest.raises(RuntimeError, match="exited"):
-        worker.start()
-    assert f"{tflite}: tflite file does not match the sha256 in the model card" in worker.log()

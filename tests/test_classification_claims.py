@@ -1,0 +1,174 @@
+"""The worker's side of "every cell classified exactly once", one function at a time (diagnostics/classification.py):
+a claim is a conditional UPDATE, a released claim goes back to the queue, a stale claim's outcomes are ignored,
+and the sweeper puts back what a dead worker held, fails what keeps failing and re-sends what the broker lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from diagnostics.classification import (
+    CellOutcome,
+    cell_images_claim,
+    cell_images_release,
+    cell_images_sweep_stalled,
+    cell_outcomes_record,
+)
+from diagnostics.models import CellImage, Prediction, Sample
+from tests.celery_worker import purge_queue, queued_tasks
+from tests.factories import CellImageFactory, PredictionFactory
+
+pytestmark = pytest.mark.django_db
+
+CLASSIFY = "worker.tasks.classify_cell_images"
+
+
+def classified(image_id: int, label: str = "parasitized") -> CellOutcome:
+    return CellOutcome(image_id=image_id, label=label, probability=0.9, model_version="test-model")
+
+
+def statuses(images) -> list[str]:
+    return [CellImage.objects.get(pk=image.pk).status for image in images]
+
+
+@pytest.fixture
+def queued(stored_sample):
+    """Three queued cell images of one sample."""
+    return CellImageFactory.create_batch(3, sample=stored_sample)
+
+
+def test_a_claim_takes_queued_images_and_marks_them_processing(queued, stored_sample):
+    token, claimed = cell_images_claim(image_ids=[image.pk for image in queued])
+    assert sorted(image.id for image in claimed) == [image.pk for image in queued]
+    assert {image.file_name for image in claimed} == {image.file.name for image in queued}
+    rows = CellImage.objects.filter(pk__in=[image.pk for image in queued])
+    assert {(row.status, row.claim_token, row.attempts) for row in rows} == {("processing", token, 1)}
+    assert all(row.claimed_at is not None for row in rows)
+    sample = Sample.objects.get(pk=stored_sample.pk)
+    assert (sample.status, sample.processing_count, sample.queued_count) == ("processing", 3, 0)
+
+
+def test_a_second_claim_of_the_same_images_gets_nothing(queued):
+    ids = [image.pk for image in queued]
+    first, _ = cell_images_claim(image_ids=ids)
+    second, claimed = cell_images_claim(image_ids=ids)
+    assert claimed == []
+    assert second != first
+    assert set(CellImage.objects.filter(pk__in=ids).values_list("claim_token", "attempts")) == {(first, 1)}
+
+
+def test_a_claim_skips_images_already_classified_or_failed(stored_sample):
+    done = PredictionFactory(image__sample=stored_sample).image
+    failed = CellImageFactory(sample=stored_sample, status="failed", error="not a readable image")
+    waiting = CellImageFactory(sample=stored_sample)
+    _, claimed = cell_images_claim(image_ids=[done.pk, failed.pk, waiting.pk])
+    assert [image.id for image in claimed] == [waiting.pk]
+    assert statuses([done, failed]) == ["classified", "failed"]
+
+
+def test_recording_outcomes_writes_predictions_and_failures_and_recounts_the_sample(queued, stored_sample):
+    token, _ = cell_images_claim(image_ids=[image.pk for image in queued])
+    recorded = cell_outcomes_record(
+        token=token,
+        outcomes=[
+            classified(queued[0].pk, "parasitized"),
+            classified(queued[1].pk, "uninfected"),
+            CellOutcome(image_id=queued[2].pk, error="not a readable image"),
+        ],
+    )
+    assert recorded == 3
+    assert statuses(queued) == ["classified", "classified", "failed"]
+    assert CellImage.objects.get(pk=queued[2].pk).error == "not a readable image"
+    assert sorted(Prediction.objects.values_list("label", flat=True)) == ["parasitized", "uninfected"]
+    assert not CellImage.objects.filter(claim_token=token).exists()
+    sample = Sample.objects.get(pk=stored_sample.pk)
+    assert (sample.status, sample.classified_count, sample.failed_count) == ("complete", 2, 1)
+    assert (sample.parasitized_count, sample.uninfected_count) == (1, 1)
+
+
+def test_release_puts_the_unfinished_images_of_a_claim_back_in_the_queue(queued, stored_sample):
+    token, _ = cell_images_claim(image_ids=[image.pk for image in queued])
+    cell_outcomes_record(token=token, outcomes=[classified(queued[0].pk)])
+    released = cell_images_release(token=token)
+    assert sorted(released) == [queued[1].pk, queued[2].pk]
+    assert statuses(queued) == ["classified", "queued", "queued"]
+    rows = CellImage.objects.filter(pk__in=released)
+    assert set(rows.values_list("claim_token", "claimed_at")) == {(None, None)}
+    assert Sample.objects.get(pk=stored_sample.pk).queued_count == 2
+    _, again = cell_images_claim(image_ids=released)
+    assert sorted(image.id for image in again) == sorted(released), "released images can be claimed again"
+
+
+def test_releasing_an_unknown_claim_changes_nothing(queued):
+    token, _ = cell_images_claim(image_ids=[image.pk for image in queued])
+    assert cell_images_release(token=uuid.uuid4()) == []
+    assert statuses(queued) == ["processing"] * 3
+
+
+def test_outcomes_of_a_stale_claim_are_ignored_after_a_sweep_and_a_new_claim(queued):
+    """A worker thought dead (swept) finishes late: its outcomes must not land on images claimed again since."""
+    ids = [image.pk for image in queued]
+    stale, _ = cell_images_claim(image_ids=ids)
+    assert sorted(cell_images_sweep_stalled(older_than_seconds=0)) == ids
+    fresh, claimed = cell_images_claim(image_ids=ids)
+    assert len(claimed) == 3
+
+    assert cell_outcomes_record(token=stale, outcomes=[classified(image_id) for image_id in ids]) == 0
+    assert cell_images_release(token=stale) == []
+    assert not Prediction.objects.exists()
+    assert statuses(queued) == ["processing"] * 3
+
+    assert cell_outcomes_record(token=fresh, outcomes=[classified(i, "uninfected") for i in ids]) == 3
+    assert list(Prediction.objects.values_list("label", flat=True)) == ["uninfected"] * 3
+    assert set(CellImage.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == {2}
+
+
+def test_the_sweeper_leaves_recent_claims_alone(queued, settings):
+    settings.PROCESSING_TIMEOUT_SECONDS = 120
+    cell_images_claim(image_ids=[image.pk for image in queued])
+    assert cell_images_sweep_stalled() == []
+    assert statuses(queued) == ["processing"] * 3
+
+
+def test_the_sweeper_requeues_stalled_claims_and_sends_them_again(
+    queued, stored_sample, settings, django_capture_on_commit_callbacks
+):
+    settings.PROCESSING_TIMEOUT_SECONDS = 120
+    ids = [image.pk for image in queued]
+    cell_images_claim(image_ids=ids)
+    CellImage.objects.filter(pk__in=ids).update(claimed_at=timezone.now() - dt.timedelta(seconds=121))
+    purge_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sorted(cell_images_sweep_stalled()) == ids
+    assert statuses(queued) == ["queued"] * 3
+    assert set(CellImage.objects.filter(pk__in=ids).values_list("claim_token", "claimed_at")) == {(None, None)}
+    assert Sample.objects.get(pk=stored_sample.pk).queued_count == 3
+    assert queued_tasks() == [(CLASSIFY, [ids])]
+
+
+def test_the_sweeper_fails_images_after_max_attempts(queued, stored_sample):
+    ids = [image.pk for image in queued]
+    cell_images_claim(image_ids=ids)
+    CellImage.objects.filter(pk=ids[0]).update(attempts=3)
+    purge_queue()
+    swept = cell_images_sweep_stalled(older_than_seconds=0, max_attempts=3)
+    assert sorted(swept) == ids[1:], "the third attempt was the last"
+    assert statuses(queued) == ["failed", "queued", "queued"]
+    assert CellImage.objects.get(pk=ids[0]).error == "classification did not finish after 3 attempts"
+    assert Sample.objects.get(pk=stored_sample.pk).failed_count == 1
+
+
+def test_the_sweeper_resends_images_queued_for_too_long(stored_sample, settings, django_capture_on_commit_callbacks):
+    """A broker that restarted empty lost the messages: images left queued are sent to the workers again."""
+    settings.QUEUED_RESEND_SECONDS = 900
+    lost = CellImageFactory(sample=stored_sample, enqueued_at=timezone.now() - dt.timedelta(seconds=901))
+    recent = CellImageFactory(sample=stored_sample, enqueued_at=timezone.now() - dt.timedelta(seconds=60))
+    purge_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert cell_images_sweep_stalled() == [lost.pk]
+    assert queued_tasks() == [(CLASSIFY, [[lost.pk]])]
+    assert CellImage.objects.get(pk=lost.pk).enqueued_at > recent.enqueued_at, "sent again now"
+    assert statuses([lost, recent]) == ["queued", "queued"]
