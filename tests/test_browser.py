@@ -11,7 +11,7 @@ import pytest
 
 from diagnostics.models import Sample
 from tests.celery_worker import CeleryWorker, purge_queue
-from tests.cells import as_png, cells_of_test_patients
+from tests.cells import generated_cells
 from tests.stored_cells import add_cells
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -62,10 +62,6 @@ def sign_in(page, base_url: str, email: str) -> None:
     page.wait_for_url(f"{base_url}/")
 
 
-def png_file(path: Path) -> dict:
-    return {"name": path.with_suffix(".png").name, "mimeType": "image/png", "buffer": as_png(path)}
-
-
 def test_clinician_signs_in_creates_a_patient_uploads_cells_and_opens_a_heatmap(page, live_server, clinician):
     purge_queue()
     worker = CeleryWorker().start()
@@ -83,7 +79,7 @@ def test_clinician_signs_in_creates_a_patient_uploads_cells_and_opens_a_heatmap(
         page.get_by_role("button", name="Create sample and upload cells").click()
         page.wait_for_url(re.compile(r"/samples/\d+/upload$"))
 
-        files = [png_file(cell.path) for cell in cells_of_test_patients(6)]
+        files = [{"name": name, "mimeType": "image/png", "buffer": data} for name, data in generated_cells(6)]
         page.set_input_files("#upload-images", files)
         assert page.locator("#previews li").count() == 6
         page.get_by_role("button", name=f"Remove {files[0]['name']}").click()
@@ -130,13 +126,14 @@ def test_reviewer_overrides_a_result(page, live_server, clinician, reviewer, sam
     assert "Stain artefacts" in page.content()
 
 
-def test_clinician_of_another_lab_gets_404(page, live_server, sample, other_lab_clinician):
+def test_clinician_of_another_lab_gets_404(page, live_server, patient, sample, other_lab_clinician):
     base = live_server.url
     sign_in(page, base, other_lab_clinician.email)
-    for path in [f"/samples/{sample['id']}", f"/patients/{sample['patient']}", f"/samples/{sample['id']}/upload"]:
+    for path in [f"/samples/{sample['id']}", f"/patients/{patient['id']}", f"/samples/{sample['id']}/upload"]:
         response = page.goto(f"{base}{path}")
         assert response.status == 404, path
-        assert "BROWSER" not in page.content()
+        assert patient["identifier"] not in page.content(), path
+        assert patient["name"] not in page.content(), path
 
 
 def test_signing_in_works_from_the_keyboard_alone(page, live_server, clinician):
