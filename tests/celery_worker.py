@@ -154,9 +154,8 @@ def broker_unreachable():
     from malaria_site.celery import app
 
     def forget_connections():
-        if app._pool is not None:  # noqa: SLF001 (Celery keeps one pool per app; a new URL needs a new pool)
-            app._pool.force_close_all()  # noqa: SLF001
-            app._pool = None  # noqa: SLF001
+        # The app keeps its pools for the URL it first used; Kombu's registry keeps one per URL, left open.
+        app._pool = None  # noqa: SLF001
         app.amqp._producer_pool = None  # noqa: SLF001
 
     working = app.conf.broker_url
