@@ -76,8 +76,8 @@ def patient_create(request):
             patient = services.patient_create(
                 actor=request.user, membership=request.membership, audit=audit_context(request), **form.cleaned_data
             )
-        except ValidationError as refusal:
-            form.add_refusal(refusal)
+        except ValidationError as refused:
+            form.add_refusal(refused)
         else:
             messages.success(request, f"Patient {patient.identifier} added.")
             return redirect("patient", patient_id=patient.pk)
@@ -100,8 +100,8 @@ def patient_edit(request, patient_id: int):
                 audit=audit_context(request),
                 changes={name: form.cleaned_data[name] for name in form.changed_data},
             )
-        except ValidationError as refusal:
-            form.add_refusal(refusal)
+        except ValidationError as refused:
+            form.add_refusal(refused)
         else:
             messages.success(request, f"Patient {saved.identifier} saved.")
             return redirect("patient", patient_id=saved.pk)
@@ -143,8 +143,8 @@ def sample_create(request, patient_id: int):
                 collected_at=form.cleaned_data["collected_at"],
                 notes=form.cleaned_data["notes"],
             )
-        except ValidationError as refusal:
-            form.add_refusal(refusal)
+        except ValidationError as refused:
+            form.add_refusal(refused)
         else:
             messages.success(request, f"Sample {sample.pk} created: now upload its cell images.")
             return redirect("sample-upload", sample_id=sample.pk)
@@ -280,8 +280,8 @@ def sample_review(request, sample_id: int):
                     comment=form.cleaned_data["comment"],
                     cells=form.relabels(),
                 )
-            except ValidationError as error:
-                form.add_refusal(error)
+            except ValidationError as refused:
+                form.add_refusal(refused)
             else:
                 done = "confirmed" if review.decision == "confirm" else "overridden"
                 messages.success(request, f"Review saved: result {done} as {review.get_result_display().lower()}.")
