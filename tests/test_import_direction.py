@@ -4,16 +4,15 @@ and the serving package is pure (no Django). Each check runs in a fresh interpre
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.environments import ROOT, bare_environment
+
 pytestmark = pytest.mark.pure
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAINING_ONLY = ["tensorflow", "keras", "scipy", "sklearn", "matplotlib", "worker.training", "worker.tools"]
 
 IMPORT_ALL_SERVING = """
@@ -25,14 +24,10 @@ for module in pkgutil.iter_modules(worker.serving.__path__):
 
 def modules_after(code: str) -> set[str]:
     """The modules loaded by a fresh interpreter that runs `code` (as the web app or a worker would)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "malaria_site.settings",
-        # A developer's settings: no database or broker is reached by importing.
-        "DJANGO_DEBUG": "1",
-        "DJANGO_SECRET_KEY": "import-direction-test",
-    }
+    # A developer's settings, whatever the suite has set so far: no database or broker is reached by importing.
+    env = bare_environment(
+        DJANGO_SETTINGS_MODULE="malaria_site.settings", DJANGO_DEBUG="1", DJANGO_SECRET_KEY="import-direction-test"
+    )
     script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
