@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from diagnostics import services
@@ -166,12 +166,13 @@ def cell_images_sweep_stalled(*, older_than_seconds: int | None = None, max_atte
         )
         for sample_id in {row[2] for row in rows}:
             services.sample_refresh(sample_id=sample_id)
-        # Queued images whose message was lost (a broker restarted empty) are sent again.
+        # Queued images whose message was lost (a broker restarted empty) are sent again, and so are images
+        # never sent at all (the web process died between the upload's commit and its after-commit enqueue).
         resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
         lost = list(
-            CellImage.objects.filter(status=CellImageStatus.QUEUED, enqueued_at__lt=resend_cutoff).values_list(
-                "id", flat=True
-            )
+            CellImage.objects.filter(status=CellImageStatus.QUEUED)
+            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=resend_cutoff))
+            .values_list("id", flat=True)
         )
         if retry or lost:
             transaction.on_commit(lambda: services.cell_images_enqueue(image_ids=retry + lost))

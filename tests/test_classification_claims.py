@@ -172,3 +172,17 @@ def test_the_sweeper_resends_images_queued_for_too_long(stored_sample, settings,
     assert queued_tasks() == [(CLASSIFY, [[lost.pk]])]
     assert CellImage.objects.get(pk=lost.pk).enqueued_at > recent.enqueued_at, "sent again now"
     assert statuses([lost, recent]) == ["queued", "queued"]
+
+
+def test_the_sweeper_sends_images_that_were_never_sent(stored_sample, settings, django_capture_on_commit_callbacks):
+    """The web process died between the upload's commit and its enqueue: the images are queued but never sent."""
+    settings.QUEUED_RESEND_SECONDS = 900
+    never_sent = CellImageFactory(sample=stored_sample, enqueued_at=None)
+    just_uploaded = CellImageFactory(sample=stored_sample, enqueued_at=None)
+    CellImage.objects.filter(pk=never_sent.pk).update(created_at=timezone.now() - dt.timedelta(seconds=901))
+    purge_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert cell_images_sweep_stalled() == [never_sent.pk]
+    assert queued_tasks() == [(CLASSIFY, [[never_sent.pk]])]
+    assert CellImage.objects.get(pk=never_sent.pk).enqueued_at is not None
+    assert CellImage.objects.get(pk=just_uploaded.pk).enqueued_at is None
