@@ -6,6 +6,7 @@ Like diagnostics.services: keyword-only, typed, the acting user as `actor` and t
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.audit import NO_REQUEST, AuditContext, audit_record
@@ -38,10 +39,13 @@ def user_sign_in(*, identity: FirebaseIdentity) -> User:
 def lab_create(*, name: str, actor: User | None = None, audit: AuditContext = NO_REQUEST) -> Lab:
     name = name.strip()
     if not name:
-        raise ValueError("a lab needs a name")
-    with transaction.atomic():  # a duplicate name must not spoil a surrounding transaction
-        lab = Lab.objects.create(name=name)
-        audit_record(action="lab.create", context=audit, target=lab, actor=actor, lab=lab, detail={"name": name})
+        raise ValidationError({"name": "a lab needs a name"})
+    try:
+        with transaction.atomic():  # a duplicate name must not spoil a surrounding transaction
+            lab = Lab.objects.create(name=name)
+            audit_record(action="lab.create", context=audit, target=lab, actor=actor, lab=lab, detail={"name": name})
+    except IntegrityError as exc:
+        raise ValidationError({"name": f"a lab named {name!r} already exists"}) from exc
     return lab
 
 
@@ -51,11 +55,11 @@ def membership_set(
     """Give the person with this email a role in a lab (one lab per person)."""
     email = email.strip().lower()
     if role not in Role.values:
-        raise ValueError(f"role must be one of {', '.join(Role.values)}")
+        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
     with transaction.atomic():
         existing = Membership.objects.select_for_update().filter(email__iexact=email).first()
         if existing and existing.lab_id != lab.id:
-            raise ValueError(f"{email} is already a member of {existing.lab.name}")
+            raise ValidationError({"email": f"{email} is already a member of {existing.lab.name}"})
         previous = existing.role if existing else None
         if existing:
             existing.role = role

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Lab, Role
@@ -19,6 +20,6 @@ class Command(BaseCommand):
             raise CommandError(f"no lab named {lab!r}: create it with create_lab first") from exc
         try:
             membership = membership_set(lab=lab_row, email=email, role=role)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(self.style.SUCCESS(f"{membership.email} is now a {membership.role} of {lab_row.name}."))

@@ -1,5 +1,5 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError
 
 from accounts.services import lab_create
 
@@ -13,8 +13,6 @@ class Command(BaseCommand):
     def handle(self, *args, name, **options):
         try:
             lab = lab_create(name=name)
-        except (ValueError, IntegrityError) as exc:
-            raise CommandError(
-                f"cannot create lab {name!r}: {'it already exists' if isinstance(exc, IntegrityError) else exc}"
-            ) from exc
+        except ValidationError as exc:
+            raise CommandError(f"cannot create lab {name!r}: {'; '.join(exc.messages)}") from exc
         self.stdout.write(self.style.SUCCESS(f"Created lab {lab.name!r} (id {lab.pk})."))
