@@ -27,7 +27,11 @@ def make_manage(var, *arguments: str, **env: str) -> subprocess.CompletedProcess
 
 def test_make_manage_runs_the_run_local_command():
     dry_run = subprocess.run(
-        ["make", "-n", "manage", "ARGS=createsuperuser"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        ["make", "--no-print-directory", "-n", "manage", "ARGS=createsuperuser"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert dry_run.stdout.splitlines()[-1] == ".venv/bin/python -m malaria_site.run_local manage createsuperuser"
 
