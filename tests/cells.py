@@ -22,6 +22,10 @@ SHARED_CELLS = Path(
     os.environ.get("MALARIA_CELLS", Path(__file__).resolve().parents[2] / "shared/datasets/nih-malaria-cells")
 )
 
+SHARED_FIELDS = Path(
+    os.environ.get("MALARIA_FIELDS", Path(__file__).resolve().parents[2] / "shared/datasets/iml-malaria-fields")
+)
+
 _variants = itertools.count(1)
 
 
@@ -63,6 +67,15 @@ def shared_cells_or_skip() -> Path:
             pytest.fail(f"{reason}, and MALARIA_REQUIRE_SHARED is set: these tests must run here")
         pytest.skip(reason)
     return SHARED_CELLS
+
+
+def shared_fields_or_skip() -> Path:
+    if not (SHARED_FIELDS / "annotations.json").is_file() or not (SHARED_FIELDS / "fields").is_dir():
+        reason = f"the shared field photographs are not at {SHARED_FIELDS} (set MALARIA_FIELDS)"
+        if env_bool("MALARIA_REQUIRE_SHARED"):
+            pytest.fail(f"{reason}, and MALARIA_REQUIRE_SHARED is set: these tests must run here")
+        pytest.skip(reason)
+    return SHARED_FIELDS
 
 
 def cells_of_test_patients(count: int):
