@@ -29,6 +29,8 @@ MIN_AREA_SHARE, MAX_AREA_SHARE = 0.3, 2.6
 # Gaussian of sigma 2 px (measured on 10 fields).
 TOO_DARK, TOO_BRIGHT = 60.0, 245.0
 MIN_SHARPNESS = 6.0
+# Accumulator votes for a Hough circle to count as a cell centre (lower finds more, and more false ones).
+HOUGH_VOTES = 15
 
 COUNTED, EDGE, WHITE_CELL, CLUMP, SMALL = "counted", "edge", "white cell", "clump", "small"
 
@@ -99,7 +101,7 @@ def analyse_field(rgb: np.ndarray) -> FieldAnalysis:
     if _sharpness(cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)) < MIN_SHARPNESS:
         quality.append("out of focus")
     foreground = _foreground(channel)
-    labels = _split_touching(foreground, diameter * scale)
+    labels = _split_touching(foreground, diameter * scale, channel)
     objects = _classify_objects(rgb, labels, scale, diameter)
     if not any(o.kind in (COUNTED, EDGE) for o in objects):
         quality.append("no cells")
@@ -118,9 +120,11 @@ def _foreground(channel: np.ndarray) -> np.ndarray:
     return (mask | holes) > 0
 
 
-def _split_touching(foreground: np.ndarray, diameter: float) -> np.ndarray:
-    """Touching cells split at their necks: one marker per distance-transform peak at least a radius apart,
-    and each foreground pixel to its nearest marker (a watershed on the distance for cells of one size)."""
+def _split_touching(foreground: np.ndarray, diameter: float, channel: np.ndarray | None = None) -> np.ndarray:
+    """Touching cells split at their necks: one marker per cell centre, and each foreground pixel given to
+    its nearest marker (a watershed on the distance, for cells of one size). Centres are distance-transform
+    peaks at least a radius apart, plus Hough circles of the cell's size for overlapping cells, whose
+    shared outline hides the neck from the distance transform."""
     mask = foreground.astype(np.uint8)
     distance = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     radius = max(diameter / 2.0, 2.0)
@@ -128,6 +132,28 @@ def _split_touching(foreground: np.ndarray, diameter: float) -> np.ndarray:
     peaks = (distance == cv2.dilate(distance, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))) & (
         distance > radius * 0.45
     )
+    if channel is not None:
+        circles = cv2.HoughCircles(
+            cv2.GaussianBlur(channel, (5, 5), 0),
+            cv2.HOUGH_GRADIENT,
+            dp=1,
+            minDist=radius * 1.3,
+            param1=60,
+            param2=HOUGH_VOTES,
+            minRadius=int(radius * 0.7),
+            maxRadius=int(radius * 1.3),
+        )
+        if circles is not None:
+            centres = np.round(circles[0, :, :2]).astype(int)
+            ys, xs = np.nonzero(peaks)
+            for x, y in centres:
+                if not (0 <= y < mask.shape[0] and 0 <= x < mask.shape[1]) or not mask[y, x]:
+                    continue
+                # A circle whose centre is near an existing peak is that peak's cell.
+                if len(xs) and np.min((xs - x) ** 2 + (ys - y) ** 2) < (radius * 0.8) ** 2:
+                    continue
+                peaks[y, x] = True
+                xs, ys = np.append(xs, x), np.append(ys, y)
     count, markers = cv2.connectedComponents(peaks.astype(np.uint8))
     if count <= 1:
         return np.zeros(mask.shape, np.int32)
