@@ -175,11 +175,9 @@ def _classify_objects(rgb: np.ndarray, labels: np.ndarray, scale: float, diamete
     height, width = rgb.shape[:2]
     typical_area = np.pi * (diameter * scale / 2.0) ** 2
     stats = _label_stats(labels)
-    hsv = cv2.cvtColor(
-        cv2.resize(rgb, (labels.shape[1], labels.shape[0]), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV
-    )
-    inside = hsv[labels > 0]
-    cell_hsv = (float(np.median(inside[:, 1])), float(np.median(inside[:, 2]))) if stats else (0.0, 0.0)
+    if not stats:
+        return []
+    nucleus_share = _nucleus_share(rgb, labels)
     objects = []
     for label, (x0, y0, x1, y1, area) in stats.items():
         box = (
@@ -190,7 +188,9 @@ def _classify_objects(rgb: np.ndarray, labels: np.ndarray, scale: float, diamete
         )
         if area < MIN_AREA_SHARE * typical_area:
             kind = SMALL
-        elif _is_white_cell(hsv, labels, label, (x0, y0, x1, y1), cell_hsv):
+        elif nucleus_share[label] > 0.5:
+            # Most of the object, so that a parasite (even a gametocyte filling its cell) does not turn a red
+            # cell into a white one.
             kind = WHITE_CELL
         elif area > MAX_AREA_SHARE * typical_area:
             kind = CLUMP
@@ -203,34 +203,42 @@ def _classify_objects(rgb: np.ndarray, labels: np.ndarray, scale: float, diamete
 
 
 def _label_stats(labels: np.ndarray) -> dict[int, tuple[int, int, int, int, int]]:
-    ys, xs = np.nonzero(labels)
-    values = labels[ys, xs]
+    """Bounding box (x0, y0, x1, y1, inclusive) and area of every label, in one pass."""
+    flat = labels.ravel()
+    where = np.flatnonzero(flat)
+    # Labels fit in 16 bits (a field holds hundreds of cells): numpy sorts those by radix, in linear time.
+    values = flat[where].astype(np.uint16)
     order = np.argsort(values, kind="stable")
-    values, xs, ys = values[order], xs[order], ys[order]
-    stats = {}
-    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    for start, end in zip(starts, ends, strict=True):
-        x, y = xs[start:end], ys[start:end]
-        stats[int(values[start])] = (int(x.min()), int(y.min()), int(x.max()), int(y.max()), int(end - start))
-    return stats
+    values, where = values[order], where[order]
+    ys, xs = np.divmod(where, labels.shape[1])
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.zeros(0, int)
+    if not len(starts):
+        return {}
+    x0, x1 = np.minimum.reduceat(xs, starts), np.maximum.reduceat(xs, starts)
+    y0, y1 = np.minimum.reduceat(ys, starts), np.maximum.reduceat(ys, starts)
+    areas = np.diff(np.r_[starts, len(values)])
+    return {
+        int(values[s]): (int(a), int(b), int(c), int(d), int(n))
+        for s, a, b, c, d, n in zip(starts, x0, y0, x1, y1, areas, strict=True)
+    }
 
 
-def _is_white_cell(
-    hsv: np.ndarray, labels: np.ndarray, label: int, box: tuple[int, int, int, int], cell_hsv: tuple[float, float]
-) -> bool:
-    """A white cell's nucleus is a large blob much darker than the field's red cells; a parasite is small."""
-    x0, y0, x1, y1 = box
-    region = labels[y0 : y1 + 1, x0 : x1 + 1] == label
-    pixels = hsv[y0 : y1 + 1, x0 : x1 + 1][region]
-    if not len(pixels):
-        return False
-    # Stains differ between labs (pale pink to deep purple red cells): a nucleus is much darker or much more
-    # saturated than the field's own red cells, not a fixed colour. Most of the object, so that a parasite
-    # (even a gametocyte filling its cell) does not turn a red cell into a white one.
-    saturation, value = cell_hsv
-    nucleus = (pixels[:, 2] < 0.62 * value) | (pixels[:, 1] > saturation + 60)
-    return nucleus.mean() > 0.5
+def _nucleus_share(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per label, the share of its pixels that look like a white cell's nucleus.
+
+    Stains differ between labs and fields (pale pink to deep purple red cells): a nucleus is much darker or
+    much more saturated than the field's own red cells, not a fixed colour.
+    """
+    hsv = cv2.cvtColor(
+        cv2.resize(rgb, (labels.shape[1], labels.shape[0]), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV
+    )
+    inside = labels > 0
+    saturation = float(np.median(hsv[..., 1][inside]))
+    value = float(np.median(hsv[..., 2][inside]))
+    nucleus = inside & ((hsv[..., 2] < 0.62 * value) | (hsv[..., 1] > saturation + 60))
+    count = labels.max() + 1
+    area = np.bincount(labels[inside], minlength=count)
+    return np.bincount(labels[nucleus], minlength=count) / np.maximum(area, 1)
 
 
 def cell_chip(rgb: np.ndarray, analysis: FieldAnalysis, found: FoundObject) -> np.ndarray:
