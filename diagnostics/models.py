@@ -143,6 +143,52 @@ class Sample(models.Model):
         return None
 
 
+class FieldStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    SEGMENTED = "segmented", "Segmented"
+    FAILED = "failed", "Failed"
+
+
+def field_path(instance: Field, filename: str) -> str:
+    # Stored under a random name, as cell images are.
+    return (
+        f"fields/lab-{instance.sample.lab_id}/sample-{instance.sample_id}/{uuid.uuid4().hex}.{instance.format.lower()}"
+    )
+
+
+class Field(models.Model):
+    """A whole-field photograph of a sample's smear; its red cells become the sample's cell images once segmented."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="fields")
+    file = models.FileField(upload_to=field_path, max_length=300)
+    original_filename = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)
+    byte_size = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=FieldStatus.choices, default=FieldStatus.QUEUED)
+    error = models.CharField(max_length=300, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    quality = models.JSONField(default=list, blank=True, help_text="Quality flags, e.g. 'out of focus'.")
+    cell_diameter = models.FloatField(null=True, blank=True, help_text="Estimated red-cell diameter, pixels.")
+    skipped = models.JSONField(default=list, blank=True, help_text="Objects left out: [{box: [x0, y0, x1, y1], kind}].")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["sample", "sha256"], name="field_unique_in_sample")]
+        indexes = [models.Index(fields=["status", "claimed_at"])]
+
+    def __str__(self) -> str:
+        return self.original_filename
+
+
 class CellImageStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     PROCESSING = "processing", "Processing"
@@ -174,6 +220,11 @@ class CellImage(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # A cell found on a field photograph: the field, its box there, and whether it counts (cells cut by the
+    # image edge are classified but not counted: docs/decisions.md, "Fields").
+    field = models.ForeignKey(Field, null=True, blank=True, on_delete=models.CASCADE, related_name="cells")
+    box = models.JSONField(null=True, blank=True, help_text="[x0, y0, x1, y1] in the field's pixels.")
+    counted = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["id"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypedDict
@@ -32,6 +32,8 @@ from diagnostics.models import (
     CellImageStatus,
     CellRelabel,
     Decision,
+    Field,
+    FieldStatus,
     Label,
     Patient,
     Prediction,
@@ -41,10 +43,11 @@ from diagnostics.models import (
     SampleStatus,
     Sex,
 )
-from diagnostics.uploads import RejectedFile, UploadLimits, ValidatedCell, validate_upload
+from diagnostics.uploads import FIELD_LIMITS, RejectedFile, UploadLimits, ValidatedCell, validate_upload
 from worker.serving.results import CellTally, automatic_result, parasitemia
 
 CLASSIFY_TASK = "worker.tasks.classify_cell_images"
+SEGMENT_TASK = "worker.tasks.segment_fields"
 
 
 # -- patients and samples -------------------------------------------------------------------------------
@@ -182,54 +185,131 @@ def cell_images_upload(
     rejected: Sequence[RejectedFile],
 ) -> UploadOutcome:
     """Store validated cells, queue them for classification once committed; duplicates are rejected."""
+    return _uploaded_store(
+        model=CellImage,
+        sample=sample,
+        actor=actor,
+        membership=membership,
+        audit=audit,
+        validated=cells,
+        rejected=rejected,
+        action="sample.upload",
+        enqueue=lambda ids: cell_images_enqueue(image_ids=ids),
+    )
+
+
+def _uploaded_store(
+    *,
+    model: type[CellImage] | type[Field],
+    sample: Sample,
+    actor: User,
+    membership: Membership,
+    audit: AuditContext,
+    validated: Sequence[ValidatedCell],
+    rejected: Sequence[RejectedFile],
+    action: str,
+    enqueue: Callable[[list[int]], None],
+) -> UploadOutcome:
+    """Store validated images as `model` rows of the sample, and enqueue them once committed (cells or fields)."""
     rejected = list(rejected)
     existing = set(
-        CellImage.objects.filter(sample=sample, sha256__in=[c.sha256 for c in cells]).values_list("sha256", flat=True)
+        model.objects.filter(sample=sample, sha256__in=[v.sha256 for v in validated]).values_list("sha256", flat=True)
     )
-    accepted: list[CellImage] = []
+    accepted: list = []
     stored_names: list[str] = []
     try:
         with transaction.atomic():
             Sample.objects.select_for_update().get(pk=sample.pk)
-            for cell in cells:
-                if cell.sha256 in existing:
-                    rejected.append(RejectedFile(cell.filename, "duplicate: this image is already in the sample"))
+            for item in validated:
+                if item.sha256 in existing:
+                    rejected.append(RejectedFile(item.filename, "duplicate: this image is already in the sample"))
                     continue
-                image = CellImage(
+                row = model(
                     sample=sample,
-                    original_filename=cell.filename,
-                    sha256=cell.sha256,
-                    width=cell.width,
-                    height=cell.height,
-                    format=cell.format,
-                    byte_size=len(cell.data),
+                    original_filename=item.filename,
+                    sha256=item.sha256,
+                    width=item.width,
+                    height=item.height,
+                    format=item.format,
+                    byte_size=len(item.data),
                     uploaded_by=actor,
                 )
-                image.file.save(cell.filename, ContentFile(cell.data), save=False)
-                stored_names.append(image.file.name)
-                accepted.append(image)
-            CellImage.objects.bulk_create(accepted)
+                row.file.save(item.filename, ContentFile(item.data), save=False)
+                stored_names.append(row.file.name)
+                accepted.append(row)
+            model.objects.bulk_create(accepted)
             if accepted:
                 sample_refresh(sample_id=sample.pk)
                 audit_record(
-                    action="sample.upload",
+                    action=action,
                     context=audit,
                     target=sample,
                     actor=actor,
                     lab=membership.lab,
                     detail={"accepted": len(accepted), "rejected": len(rejected)},
                 )
-                ids = [image.pk for image in accepted]
+                ids = [row.pk for row in accepted]
                 # robust: the upload is committed by then; an unreachable broker must not fail the request
-                # (and delete the stored files below). The sweeper re-sends images left queued.
-                transaction.on_commit(lambda: cell_images_enqueue(image_ids=ids), robust=True)
+                # (and delete the stored files below). The sweeper re-sends rows left queued.
+                transaction.on_commit(lambda: enqueue(ids), robust=True)
     except BaseException:
         # Nothing is kept of a failed upload: the rows rolled back, so the files must go too.
-        storage = CellImage._meta.get_field("file").storage
+        storage = model._meta.get_field("file").storage
         for name in stored_names:
             storage.delete(name)
         raise
     return UploadOutcome(accepted=accepted, rejected=rejected)
+
+
+def fields_receive(
+    *,
+    sample: Sample,
+    actor: User,
+    membership: Membership,
+    audit: AuditContext,
+    fields: Sequence[UploadedFile],
+    archive: UploadedFile | None,
+) -> UploadOutcome:
+    """Read an upload of field photographs (bounded), validate each with their limits, store those that pass."""
+    limits = FIELD_LIMITS
+    files = [(f.name, f.read(limits.max_file_bytes + 1)) for f in fields]
+    zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1)) if archive else None
+    photographs, rejected = validate_upload(files, zipped, limits)
+    return fields_upload(
+        sample=sample, actor=actor, membership=membership, audit=audit, fields=photographs, rejected=rejected
+    )
+
+
+def fields_upload(
+    *,
+    sample: Sample,
+    actor: User,
+    membership: Membership,
+    audit: AuditContext,
+    fields: Sequence[ValidatedCell],
+    rejected: Sequence[RejectedFile],
+) -> UploadOutcome:
+    """Store validated field photographs, queue them for segmentation once committed; duplicates are rejected."""
+    return _uploaded_store(
+        model=Field,
+        sample=sample,
+        actor=actor,
+        membership=membership,
+        audit=audit,
+        validated=fields,
+        rejected=rejected,
+        action="sample.upload_fields",
+        enqueue=lambda ids: fields_enqueue(field_ids=ids),
+    )
+
+
+def fields_enqueue(*, field_ids: Sequence[int]) -> None:
+    """One segmentation task per field: a field's cells are many already, and fields then spread over workers."""
+    from malaria_site.celery import app
+
+    Field.objects.filter(pk__in=field_ids).update(enqueued_at=timezone.now())
+    for field_id in field_ids:
+        app.send_task(SEGMENT_TASK, args=[[field_id]])
 
 
 def cell_images_enqueue(*, image_ids: Sequence[int]) -> None:
@@ -249,19 +329,35 @@ def sample_refresh(*, sample_id: int) -> Sample:
     """Recount a sample's cells and recompute its parasitemia and results, under a row lock."""
     with transaction.atomic():
         sample = Sample.objects.select_for_update().get(pk=sample_id)
-        by_status = dict(
-            CellImage.objects.filter(sample_id=sample_id)
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
+        # Only counted cells count (a cell cut by a field's edge is classified, not counted); a field not yet
+        # segmented stands in for its cells as one item, so the sample stays processing until it is done.
+        by_status = Counter(
+            dict(
+                CellImage.objects.filter(sample_id=sample_id, counted=True)
+                .values_list("status")
+                .annotate(n=Count("id"))
+                .values_list("status", "n")
+            )
         )
-        predictions = Prediction.objects.filter(image__sample_id=sample_id).aggregate(
+        by_status.update(
+            dict(
+                Field.objects.filter(sample_id=sample_id)
+                .exclude(status=FieldStatus.SEGMENTED)
+                .values_list("status")
+                .annotate(n=Count("id"))
+                .values_list("status", "n")
+            )
+        )
+        predictions = Prediction.objects.filter(image__sample_id=sample_id, image__counted=True).aggregate(
             n_parasitized=Count("id", filter=Q(label=Label.PARASITIZED)),
             n_uninfected=Count("id", filter=Q(label=Label.UNINFECTED)),
             n_uncertain=Count("id", filter=Q(uncertain=True)),
             n_confident_parasitized=Count("id", filter=Q(label=Label.PARASITIZED, uncertain=False)),
             n_uncertain_uninfected=Count("id", filter=Q(label=Label.UNINFECTED, uncertain=True)),
         )
+        uncounted_pending = CellImage.objects.filter(
+            sample_id=sample_id, counted=False, status__in=[CellImageStatus.QUEUED, CellImageStatus.PROCESSING]
+        ).exists()
         sample.queued_count = by_status.get(CellImageStatus.QUEUED, 0)
         sample.processing_count = by_status.get(CellImageStatus.PROCESSING, 0)
         sample.classified_count = by_status.get(CellImageStatus.CLASSIFIED, 0)
@@ -279,10 +375,10 @@ def sample_refresh(*, sample_id: int) -> Sample:
         )
         sample.parasitemia = parasitemia(tally)
         sample.result = automatic_result(tally)
-        if sample.total_count == 0:
-            sample.status = SampleStatus.AWAITING_IMAGES
-        elif sample.queued_count or sample.processing_count:
+        if sample.queued_count or sample.processing_count or uncounted_pending:
             sample.status = SampleStatus.PROCESSING
+        elif sample.total_count == 0:
+            sample.status = SampleStatus.AWAITING_IMAGES
         else:
             sample.status = SampleStatus.COMPLETE
         latest_review = selectors.latest_review(sample)

@@ -94,6 +94,34 @@ class UploadLimits:
     max_archive_members: int = 5000
     max_archive_uncompressed_bytes: int = 500 * 1024 * 1024
     max_compression_ratio: float = 100.0  # per member: uncompressed/compressed, above it = zip bomb
+    min_width: int = 1  # the smallest picture, either way round (a field photograph needs room for cells)
+    min_height: int = 1
+    formats: frozenset[str] = ALLOWED_FORMATS
+    item: str = "cell"  # what one image is, in the messages
+
+
+# Whole-field photographs (a phone on the eyepiece or a microscope camera: 1280 x 960 up to 4000 x 3000).
+# 4000 x 3000 is the largest camera the issue names; more pixels would be a decompression bomb here, and the
+# worker decodes fields under the same limit.
+FIELD_MAX_PIXELS = 4000 * 3000
+# An uncompressed 12 MP RGB TIFF is 36 MB; JPEGs and PNGs of a smear are far smaller.
+FIELD_MAX_FILE_BYTES = 40 * 1024 * 1024
+# Under 320 x 240 a field at x100 holds too few whole red cells to be worth counting (about 20 px a cell).
+FIELD_MIN_WIDTH, FIELD_MIN_HEIGHT = 320, 240
+# Fields per request: a smear needs tens of fields (500 to 2,000 red cells), not thousands.
+FIELD_MAX_FILES = 200
+FIELD_FORMATS = frozenset({"JPEG", "PNG", "TIFF"})
+FIELD_LIMITS = UploadLimits(
+    max_file_bytes=FIELD_MAX_FILE_BYTES,
+    max_pixels=FIELD_MAX_PIXELS,
+    max_files=FIELD_MAX_FILES,
+    max_archive_members=FIELD_MAX_FILES * 2,
+    max_archive_uncompressed_bytes=FIELD_MAX_FILES * FIELD_MAX_FILE_BYTES,
+    min_width=FIELD_MIN_WIDTH,
+    min_height=FIELD_MIN_HEIGHT,
+    formats=FIELD_FORMATS,
+    item="field photograph",
+)
 
 
 _Outcome = ValidatedCell | RejectedFile
@@ -301,6 +329,13 @@ def _check_polyglot(data: bytes, image_format: str) -> None:
 # --- one image ------------------------------------------------------------------------------------------------
 
 
+def _accepted_list(formats: frozenset[str]) -> str:
+    if formats == ALLOWED_FORMATS:
+        return _ACCEPTED_LIST
+    names = sorted("WebP" if f == "WEBP" else f for f in formats)
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def _open(data: bytes) -> ImageFile.ImageFile:
     return Image.open(io.BytesIO(data), formats=_ALLOWED_PLUGINS)
 
@@ -320,13 +355,19 @@ def _decode(data: bytes, limits: UploadLimits) -> tuple[int, int, str]:
             raise _Rejection("the image is damaged and its header could not be read") from None
         with image:
             image_format = image.format or ""
-            if image_format not in ALLOWED_FORMATS:
+            if image_format not in limits.formats:
                 # e.g. a JPEG with a multi-picture extension is opened as MPO
                 kind = f"{image_format} images are" if image_format else "this kind of image is"
-                raise _Rejection(f"{kind} not accepted; use {_ACCEPTED_LIST}")
+                raise _Rejection(f"{kind} not accepted; use {_accepted_list(limits.formats)}")
             width, height = image.size
             if width < 1 or height < 1:
                 raise _Rejection("the image has no pixels")
+            shorter, longer = sorted((width, height))
+            if shorter < min(limits.min_width, limits.min_height) or longer < max(limits.min_width, limits.min_height):
+                raise _Rejection(
+                    f"image is {width} x {height} pixels, under the {limits.min_width} x {limits.min_height} "
+                    f"minimum for a {limits.item}"
+                )
             if width * height > limits.max_pixels:
                 raise _Rejection(
                     f"image is {width} x {height} pixels, over the {limits.max_pixels:,}-pixel limit "
@@ -337,7 +378,7 @@ def _decode(data: bytes, limits: UploadLimits) -> tuple[int, int, str]:
             except Exception:  # counting pages walks the file, which may be damaged
                 raise _Rejection("the image is damaged and could not be read") from None
             if frames > 1:
-                raise _Rejection(f"the image has {frames} frames or pages; upload one cell per image")
+                raise _Rejection(f"the image has {frames} frames or pages; upload one {limits.item} per image")
             try:
                 # verify() checks what load() skips (PNG chunk CRCs); it leaves the image unusable, so reopen.
                 image.verify()
@@ -456,7 +497,7 @@ def _archive_outcomes(filename: str, data: bytes, limits: UploadLimits, budget: 
             if _is_metadata(member):
                 continue
             if budget <= 0:
-                reject(f"more than {limits.max_files} cells in one upload")
+                reject(f"more than {limits.max_files} {limits.item}s in one upload")
                 continue
             budget -= 1
             if info.flag_bits & 0x1:
@@ -526,7 +567,7 @@ def validate_upload(
     for filename, data in files:
         name = safe_filename(filename)
         if budget <= 0:
-            outcomes.append((name, RejectedFile(name, f"more than {limits.max_files} cells in one upload")))
+            outcomes.append((name, RejectedFile(name, f"more than {limits.max_files} {limits.item}s in one upload")))
             continue
         budget -= 1
         outcomes.append((name, validate_image(filename, data, limits)))

@@ -21,6 +21,8 @@ from diagnostics.models import (
     CellImageStatus,
     CellRelabel,
     Decision,
+    Field,
+    FieldStatus,
     Label,
     Patient,
     Prediction,
@@ -110,6 +112,37 @@ class CellImageFactory(DjangoModelFactory):
     # Saved by the storage when the row is saved, under the model's upload_to (cells/lab-N/sample-N/...).
     file = factory.LazyAttribute(lambda o: ContentFile(o.png, name="cell.png"))
     status = CellImageStatus.QUEUED
+
+
+def field_png(width: int = 640, height: int = 480) -> bytes:
+    """A plain photograph-sized PNG (no cells): for tests about a field row, not about finding cells."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (215, 225, 215)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class FieldFactory(DjangoModelFactory):
+    """A stored field photograph as an upload leaves it (queued); pass `png` for the pixels."""
+
+    class Meta:
+        model = Field
+
+    class Params:
+        png = factory.LazyFunction(field_png)
+
+    sample = factory.SubFactory(SampleFactory)
+    original_filename = factory.Sequence(lambda n: f"field-{n}.png")
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(o.png).hexdigest())
+    width = factory.LazyAttribute(lambda o: _size(o.png)[0])
+    height = factory.LazyAttribute(lambda o: _size(o.png)[1])
+    format = "PNG"
+    byte_size = factory.LazyAttribute(lambda o: len(o.png))
+    file = factory.LazyAttribute(lambda o: ContentFile(o.png, name="field.png"))
+    status = FieldStatus.QUEUED
 
 
 def _size(png: bytes) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 from django.db import InterfaceError, OperationalError
 
-from diagnostics import classification
+from diagnostics import classification, segmentation
 from worker.serving.engine import get_classifier
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
@@ -34,6 +34,19 @@ def classify_cell_images(image_ids: list[int]) -> int:
     return classification.cell_images_classify(image_ids=image_ids)
 
 
+@shared_task(
+    name="worker.tasks.segment_fields",
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def segment_fields(field_ids: list[int]) -> int:
+    return segmentation.fields_segment(field_ids=field_ids)
+
+
 @shared_task(name="worker.tasks.sweep_stalled_cell_images", acks_late=True)
 def sweep_stalled_cell_images() -> int:
-    return len(classification.cell_images_sweep_stalled())
+    # Fields are swept by the same periodic task: one schedule, one sweeper.
+    return len(classification.cell_images_sweep_stalled()) + len(segmentation.fields_sweep_stalled())

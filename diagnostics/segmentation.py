@@ -1,0 +1,233 @@
+"""The worker's side of field photographs: claim queued fields, find their red cells, store each as a cell image.
+
+A field's red cells become ordinary cell images of its sample (with the field, their box there, and whether
+they count), classified by the same tasks as uploaded cells. Claims, release and the sweeper follow the cells'
+(docs/decisions.md, "Lost work"): a conditional UPDATE with a claim token, outcomes written only while the
+claim still holds, and stalled or lost fields sent again. worker/tasks.py calls fields_segment and
+fields_sweep_stalled, nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import uuid
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from PIL import Image, ImageOps
+
+from diagnostics import services
+from diagnostics.models import CellImage, Field, FieldStatus
+from diagnostics.uploads import FIELD_MAX_PIXELS
+from worker.serving.fields import COUNTED, EDGE, FieldAnalysis, analyse_field, cell_chip
+
+
+class FieldUnreadable(Exception):
+    """The stored photograph cannot be decoded (the reason is the message)."""
+
+
+def fields_segment(*, field_ids: Sequence[int]) -> int:
+    """Segment queued fields end to end; returns how many were finished (segmented or failed).
+
+    Fields already claimed or done are skipped. On an unexpected error the claim is released (a retry or the
+    sweeper segments them later) and the error propagates for the task's retry policy.
+    """
+    token, claimed = fields_claim(field_ids=field_ids)
+    done = 0
+    try:
+        for field in claimed:
+            try:
+                rgb = decode_field(_read_stored(field.file_name))
+            except (OSError, FieldUnreadable) as exc:
+                done += field_fail(token=token, field_id=field.id, error=str(exc))
+                continue
+            done += field_cells_record(token=token, field_id=field.id, rgb=rgb, analysis=analyse_field(rgb))
+    except BaseException:
+        fields_release(token=token)
+        raise
+    return done
+
+
+def _read_stored(name: str) -> bytes:
+    try:
+        with default_storage.open(name, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise FieldUnreadable(f"the stored photograph cannot be read: {exc}") from exc
+
+
+def decode_field(data: bytes) -> np.ndarray:
+    """RGB pixels of a photograph, upright as its EXIF says, under the upload's pixel limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > FIELD_MAX_PIXELS:
+                    raise FieldUnreadable(f"the photograph is over the {FIELD_MAX_PIXELS:,}-pixel limit")
+                return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        except FieldUnreadable:
+            raise
+        except Exception as exc:  # Pillow raises many exception types for damaged files
+            raise FieldUnreadable(f"the photograph is not a readable image ({type(exc).__name__})") from exc
+
+
+@dataclass(frozen=True)
+class ClaimedField:
+    id: int
+    file_name: str
+
+
+def fields_claim(*, field_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedField]]:
+    """Claim queued fields for one task run; fields already claimed or done are skipped (tasks may run twice)."""
+    token = uuid.uuid4()
+    claimed = Field.objects.filter(pk__in=list(field_ids), status=FieldStatus.QUEUED).update(
+        status=FieldStatus.PROCESSING, claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return token, []
+    rows = list(Field.objects.filter(claim_token=token).values_list("id", "file", "sample_id"))
+    for sample_id in {row[2] for row in rows}:
+        services.sample_refresh(sample_id=sample_id)
+    return token, [ClaimedField(id=row[0], file_name=row[1]) for row in rows]
+
+
+def _held(token: uuid.UUID, field_id: int) -> Field | None:
+    """The field, locked, if this claim still holds it (a swept-and-reclaimed field is someone else's now)."""
+    return (
+        Field.objects.select_for_update()
+        .select_related("sample")
+        .filter(pk=field_id, claim_token=token, status=FieldStatus.PROCESSING)
+        .first()
+    )
+
+
+def field_fail(*, token: uuid.UUID, field_id: int, error: str) -> int:
+    with transaction.atomic():
+        field = _held(token, field_id)
+        if field is None:
+            return 0
+        Field.objects.filter(pk=field_id).update(status=FieldStatus.FAILED, claim_token=None, error=error[:300])
+        services.sample_refresh(sample_id=field.sample_id)
+    return 1
+
+
+def _png(chip: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(chip).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def field_cells_record(*, token: uuid.UUID, field_id: int, rgb: np.ndarray, analysis: FieldAnalysis) -> int:
+    """In one transaction, while the claim holds: each red cell as a PNG cell image, the field segmented."""
+    chips = [(found, _png(cell_chip(rgb, analysis, found))) for found in analysis.red_cells]
+    stored_names: list[str] = []
+    try:
+        with transaction.atomic():
+            field = _held(token, field_id)
+            if field is None:
+                return 0
+            stem = field.original_filename
+            existing = set(CellImage.objects.filter(sample_id=field.sample_id).values_list("sha256", flat=True))
+            skipped = [{"box": list(o.box), "kind": o.kind} for o in analysis.objects if o.kind not in (COUNTED, EDGE)]
+            cells: list[CellImage] = []
+            for number, (found, png) in enumerate(chips, start=1):
+                sha256 = hashlib.sha256(png).hexdigest()
+                if sha256 in existing:  # the very same pixels already in the sample: one row per image
+                    skipped.append({"box": list(found.box), "kind": "duplicate"})
+                    continue
+                existing.add(sha256)
+                width, height = png_size(png)
+                cell = CellImage(
+                    sample=field.sample,
+                    field=field,
+                    box=list(found.box),
+                    counted=found.kind == COUNTED,
+                    original_filename=f"{stem}#{number}.png"[-255:],
+                    sha256=sha256,
+                    width=width,
+                    height=height,
+                    format="PNG",
+                    byte_size=len(png),
+                    uploaded_by=field.uploaded_by,
+                )
+                cell.file.save(cell.original_filename, ContentFile(png), save=False)
+                stored_names.append(cell.file.name)
+                cells.append(cell)
+            CellImage.objects.bulk_create(cells)
+            Field.objects.filter(pk=field_id).update(
+                status=FieldStatus.SEGMENTED,
+                claim_token=None,
+                error="",
+                quality=list(analysis.quality),
+                cell_diameter=analysis.cell_diameter or None,
+                skipped=skipped,
+            )
+            services.sample_refresh(sample_id=field.sample_id)
+            ids = [cell.pk for cell in cells]
+            if ids:
+                transaction.on_commit(lambda: services.cell_images_enqueue(image_ids=ids), robust=True)
+    except BaseException:
+        storage = CellImage._meta.get_field("file").storage
+        for name in stored_names:
+            storage.delete(name)
+        raise
+    return 1
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def fields_release(*, token: uuid.UUID) -> list[int]:
+    """Put a claim's unfinished fields back in the queue (a transient error); returns their ids."""
+    with transaction.atomic():
+        rows = list(
+            Field.objects.filter(claim_token=token, status=FieldStatus.PROCESSING).values_list("id", "sample_id")
+        )
+        Field.objects.filter(pk__in=[row[0] for row in rows]).update(
+            status=FieldStatus.QUEUED, claim_token=None, claimed_at=None
+        )
+        for sample_id in {row[1] for row in rows}:
+            services.sample_refresh(sample_id=sample_id)
+    return [row[0] for row in rows]
+
+
+def fields_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
+    """Fields stuck in 'processing' go back to the queue (or fail after max_attempts); lost ones are sent again."""
+    limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
+    cutoff = timezone.now() - dt.timedelta(seconds=limit)
+    with transaction.atomic():
+        stalled = Field.objects.select_for_update(skip_locked=True).filter(
+            status=FieldStatus.PROCESSING, claimed_at__lt=cutoff
+        )
+        rows = list(stalled.values_list("id", "attempts", "sample_id"))
+        retry = [row[0] for row in rows if row[1] < max_attempts]
+        give_up = [row[0] for row in rows if row[1] >= max_attempts]
+        Field.objects.filter(pk__in=retry).update(status=FieldStatus.QUEUED, claim_token=None, claimed_at=None)
+        Field.objects.filter(pk__in=give_up).update(
+            status=FieldStatus.FAILED,
+            claim_token=None,
+            error=f"segmentation did not finish after {max_attempts} attempts",
+        )
+        for sample_id in {row[2] for row in rows}:
+            services.sample_refresh(sample_id=sample_id)
+        resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
+        lost = list(
+            Field.objects.filter(status=FieldStatus.QUEUED)
+            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=resend_cutoff))
+            .values_list("id", flat=True)
+        )
+        if retry or lost:
+            transaction.on_commit(lambda: services.fields_enqueue(field_ids=retry + lost))
+    return retry + lost

@@ -1,0 +1,118 @@
+"""Field photographs segmented by the worker's service: each red cell becomes a cell image of the sample."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from diagnostics import segmentation
+from diagnostics.models import CellImage, CellImageStatus, Field, FieldStatus, Sample
+from diagnostics.services import sample_refresh
+from tests.factories import FieldFactory, PredictionFactory
+from tests.test_field_detection import drawn_field
+from worker.serving.fields import analyse_field
+
+pytestmark = pytest.mark.django_db
+
+# 12 whole cells and one cut by the right edge.
+WHOLE = [(x, y) for y in (150, 450, 750) for x in (150, 450, 750, 1050)]
+CUT = (1262, 300)
+
+
+def as_png(rgb) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def field(stored_sample):
+    field = FieldFactory(sample=stored_sample, original_filename="smear-1.png", png=as_png(drawn_field([*WHOLE, CUT])))
+    sample_refresh(sample_id=stored_sample.pk)
+    return field
+
+
+def test_a_field_keeps_its_sample_processing_until_segmented(field):
+    sample = Sample.objects.get(pk=field.sample_id)
+    assert sample.status == "processing"
+    assert (sample.total_count, sample.queued_count) == (1, 1)
+
+
+def test_each_red_cell_becomes_a_cell_image_with_its_box(field):
+    assert segmentation.fields_segment(field_ids=[field.pk]) == 1
+    field.refresh_from_db()
+    assert field.status == FieldStatus.SEGMENTED
+    assert field.quality == []
+    assert 68 <= field.cell_diameter <= 80
+    cells = list(CellImage.objects.filter(field=field))
+    counted = [c for c in cells if c.counted]
+    edge = [c for c in cells if not c.counted]
+    assert len(counted) == len(WHOLE) and len(edge) == 1
+    for x, y in WHOLE:
+        assert sum(c.box[0] <= x < c.box[2] and c.box[1] <= y < c.box[3] for c in counted) == 1
+    assert edge[0].box[2] >= 1270, "the cut cell reaches the right edge"
+    assert {c.status for c in cells} == {CellImageStatus.QUEUED}
+    assert all(c.original_filename.startswith("smear-1.png#") for c in cells)
+    chip = Image.open(default_storage.open(counted[0].file.name))
+    assert chip.format == "PNG" and chip.size == (counted[0].width, counted[0].height)
+    assert chip.getpixel((0, 0)) == (0, 0, 0), "outside the cell is black, as in the NIH crops"
+    sample = Sample.objects.get(pk=field.sample_id)
+    assert sample.total_count == len(WHOLE) and sample.queued_count == len(WHOLE)
+    assert sample.status == "processing"
+
+
+def test_segmenting_twice_does_nothing_the_second_time(field):
+    segmentation.fields_segment(field_ids=[field.pk])
+    before = CellImage.objects.count()
+    assert segmentation.fields_segment(field_ids=[field.pk]) == 0
+    assert CellImage.objects.count() == before
+
+
+def test_a_photograph_that_cannot_be_decoded_fails_with_a_reason(stored_sample):
+    broken = FieldFactory(sample=stored_sample)
+    with default_storage.open(broken.file.name, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\nnot really")
+    assert segmentation.fields_segment(field_ids=[broken.pk]) == 1
+    broken.refresh_from_db()
+    assert broken.status == FieldStatus.FAILED
+    assert "not a readable image" in broken.error
+    assert not CellImage.objects.filter(field=broken).exists()
+    assert Sample.objects.get(pk=stored_sample.pk).failed_count == 1
+
+
+def test_a_field_without_cells_is_segmented_and_flagged(stored_sample):
+    blank = FieldFactory(sample=stored_sample)
+    segmentation.fields_segment(field_ids=[blank.pk])
+    blank.refresh_from_db()
+    assert blank.status == FieldStatus.SEGMENTED
+    assert "no cells" in blank.quality
+    assert not CellImage.objects.filter(field=blank).exists()
+
+
+def test_sample_counts_leave_out_cells_cut_by_the_edge(field):
+    segmentation.fields_segment(field_ids=[field.pk])
+    for cell in CellImage.objects.filter(field=field):
+        # Every cell parasitized, the cut one too: only the 12 whole cells may count.
+        PredictionFactory(image=cell, label="parasitized")
+    CellImage.objects.filter(field=field).update(status=CellImageStatus.CLASSIFIED)
+    sample = sample_refresh(sample_id=field.sample_id)
+    assert sample.status == "complete"
+    assert sample.total_count == sample.classified_count == sample.parasitized_count == len(WHOLE)
+    assert sample.parasitemia == 1.0
+
+
+def test_a_stalled_field_is_put_back_in_the_queue(field):
+    token, claimed = segmentation.fields_claim(field_ids=[field.pk])
+    assert [c.id for c in claimed] == [field.pk]
+    assert segmentation.fields_sweep_stalled(older_than_seconds=-1) == [field.pk]
+    field.refresh_from_db()
+    assert field.status == FieldStatus.QUEUED
+    # The old claim no longer holds: its outcome is dropped.
+    rgb = drawn_field(WHOLE)
+    analysis = analyse_field(rgb)
+    assert segmentation.field_cells_record(token=token, field_id=field.pk, rgb=rgb, analysis=analysis) == 0
+    assert not CellImage.objects.filter(field=field).exists()
+    assert Field.objects.get(pk=field.pk).status == FieldStatus.QUEUED
