@@ -17,7 +17,8 @@ white cells, clumps and small objects are not. Conventions (the metric functions
 - `infected_found`: share of infected boxes matched (one to one) by a found cell at IoU >= 0.3;
   `infected_sensitivity`: matched and called parasitized. `false_parasitized_per_1000`: found cells called
   parasitized that overlap no infected box at IoU >= 0.3, per 1,000 red cells found.
-- `fields_per_s` times detection, chips and classification (not decoding the JPEG, not the overlays).
+- `fields_per_s` times the field engine (worker/serving/field_engine.py) over every field: decoding,
+  detection, chips and classification, pipelined as in the worker (not reading the files, not the overlays).
 The last output line is one JSON object.
 """
 
@@ -221,24 +222,6 @@ def read_blocks(path: str | Path) -> dict[str, int]:
 # -- running the pipeline ----------------------------------------------------------------------------
 
 
-def classify_field(rgb: np.ndarray, classifier):
-    """Detection, chips and classification of one field: (analysis, red cells found, their verdicts)."""
-    from PIL import Image
-
-    from worker.serving.fields import analyse_field, cell_chip
-    from worker.serving.preprocessing import prepare_cell_uint8, to_network_input
-
-    analysis = analyse_field(rgb)
-    cells = analysis.red_cells
-    verdicts = []
-    if cells:
-        size = classifier.card.input_size
-        chips = [prepare_cell_uint8(Image.fromarray(cell_chip(rgb, analysis, cell)), size) for cell in cells]
-        probabilities = classifier.probabilities(to_network_input(np.stack(chips)))
-        verdicts = [classifier.verdict(p) for p in probabilities]
-    return analysis, cells, verdicts
-
-
 def draw_overlay(rgb: np.ndarray, annotated, analysis, parasitized_boxes: set, path: Path) -> None:
     """Annotated boxes thin (green red cells, red infected, yellow difficult); found cells: counted blue,
     edge cyan, skipped grey, called parasitized magenta and thick."""
@@ -265,9 +248,8 @@ def draw_overlay(rgb: np.ndarray, annotated, analysis, parasitized_boxes: set, p
 
 
 def evaluate(data: Path, out: Path | None, limit: int | None, blocks: set[int] | None) -> dict:
-    from PIL import Image
-
     from worker.serving.engine import PARASITIZED, get_classifier
+    from worker.serving.field_engine import FieldClassifier, FieldFailure, decode_field
 
     annotations = read_annotations(data / "annotations.json")
     names = sorted(annotations)
@@ -278,22 +260,31 @@ def evaluate(data: Path, out: Path | None, limit: int | None, blocks: set[int] |
         names = names[:limit]
     if not names:
         raise SystemExit(f"no fields to evaluate in {data}")
-    classifier = get_classifier()
-    scores, seconds = [], 0.0
-    for index, name in enumerate(names):
-        with Image.open(data / "fields" / name) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        start = time.perf_counter()
-        analysis, cells, verdicts = classify_field(rgb, classifier)
-        seconds += time.perf_counter() - start
+    engine = FieldClassifier(get_classifier())
+    photographs = [(data / "fields" / name).read_bytes() for name in names]
+    # The field engine, as the worker runs it: decoding, detection, chips and classification, pipelined.
+    start = time.perf_counter()
+    results = engine.classify(photographs)
+    seconds = time.perf_counter() - start
+    scores = []
+    for index, (name, result) in enumerate(zip(names, results, strict=True)):
+        if isinstance(result, FieldFailure):
+            raise SystemExit(f"{name}: {result.error}")
         scored = [
-            ScoredCell(c.box, c.kind, v.label == PARASITIZED, v.uncertain) for c, v in zip(cells, verdicts, strict=True)
+            ScoredCell(c.found.box, c.found.kind, c.classification.label == PARASITIZED, c.classification.uncertain)
+            for c in result.cells
         ]
         scores.append(score_field(annotations[name], scored))
         if out is not None and index < OVERLAY_FIELDS:
             parasitized = {c.box for c in scored if c.parasitized}
-            draw_overlay(rgb, annotations[name], analysis, parasitized, out / f"{Path(name).stem}-overlay.png")
-    return aggregate(scores, seconds, classifier.card.version)
+            draw_overlay(
+                decode_field(photographs[index]),
+                annotations[name],
+                result.analysis,
+                parasitized,
+                out / f"{Path(name).stem}-overlay.png",
+            )
+    return aggregate(scores, seconds, engine.cells.card.version)
 
 
 def print_table(metrics: dict) -> None:
