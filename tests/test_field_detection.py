@@ -90,3 +90,17 @@ def test_a_chip_is_the_cell_on_black():
     assert 64 <= width <= 90 and 64 <= height <= 90
     assert chip[0, 0].tolist() == [0, 0, 0], "corners are outside the cell"
     assert chip[height // 2, width // 4].sum() > 300, "the cell itself is kept"
+
+
+def test_real_fields_of_another_lab_pass_the_quality_checks_and_fail_them_when_blurred():
+    from tests.cells import shared_fields_or_skip
+    from worker.serving.field_engine import decode_field
+
+    fields = sorted((shared_fields_or_skip() / "fields").glob("*.JPG"))[::60]
+    for path in fields:
+        rgb = decode_field(path.read_bytes())
+        analysis = analyse_field(rgb)
+        assert analysis.quality == (), path.name
+        assert 55 <= analysis.cell_diameter <= 95, "IML red cells are about 80 px across"
+        assert len(analysis.red_cells) >= 60, path.name
+        assert "out of focus" in analyse_field(cv2.GaussianBlur(rgb, (0, 0), 3)).quality, path.name
