@@ -20,6 +20,8 @@ from diagnostics import exports, selectors, services
 from diagnostics.models import CellImageStatus, Result, SampleStatus
 from diagnostics.serializers import (
     CellImageSerializer,
+    FieldDetailSerializer,
+    FieldSerializer,
     MeSerializer,
     PatientSerializer,
     ReviewCreateSerializer,
@@ -187,11 +189,80 @@ class SampleImagesApi(GenericAPIView):
             images=images,
             archive=archive,
         )
-        body = {
-            "accepted": [{"id": i.pk, "filename": i.original_filename, "status": i.status} for i in outcome.accepted],
-            "rejected": [{"filename": r.filename, "error": r.error} for r in outcome.rejected],
-        }
-        return Response(body, status=status.HTTP_202_ACCEPTED if outcome.accepted else status.HTTP_400_BAD_REQUEST)
+        status_code = status.HTTP_202_ACCEPTED if outcome.accepted else status.HTTP_400_BAD_REQUEST
+        return Response(upload_body(outcome), status=status_code)
+
+
+def upload_body(outcome) -> dict:
+    return {
+        "accepted": [{"id": i.pk, "filename": i.original_filename, "status": i.status} for i in outcome.accepted],
+        "rejected": [{"filename": r.filename, "error": r.error} for r in outcome.rejected],
+    }
+
+
+class SampleFieldsApi(GenericAPIView):
+    serializer_class = FieldSerializer
+    pagination_class = Pages
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get(self, request, sample_id: int):
+        sample = selectors.sample_get(request.membership, sample_id)
+        page = self.paginate_queryset(selectors.fields_for(request.membership, sample=sample))
+        return self.get_paginated_response(FieldSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="samples_fields_upload",
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "fields": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "archive": {"type": "string", "format": "binary"},
+                },
+            }
+        },
+        responses={202: UploadResultSerializer, 400: UploadResultSerializer},
+    )
+    def post(self, request, sample_id: int):
+        sample = selectors.sample_get(request.membership, sample_id)
+        fields, archive = request.FILES.getlist("fields"), request.FILES.get("archive")
+        if not fields and archive is None:
+            raise ValidationError(
+                {"detail": "Send field photographs in the field 'fields' or a ZIP in the field 'archive'."}
+            )
+        outcome = services.fields_receive(
+            sample=sample,
+            actor=request.user,
+            membership=request.membership,
+            audit=audit_context(request),
+            fields=fields,
+            archive=archive,
+        )
+        status_code = status.HTTP_202_ACCEPTED if outcome.accepted else status.HTTP_400_BAD_REQUEST
+        return Response(upload_body(outcome), status=status_code)
+
+
+class FieldDetailApi(GenericAPIView):
+    serializer_class = FieldDetailSerializer
+
+    def get(self, request, field_id: int):
+        field = selectors.field_get(request.membership, field_id)
+        cells = selectors.field_cells(request.membership, field)
+        return Response(FieldDetailSerializer(field, context={"cells": cells}).data)
+
+
+class FieldFileApi(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request, field_id: int):
+        field = selectors.field_get(request.membership, field_id)
+        return stored_file_response(field.file.name, field.format, f"field-{field.pk}")
+
+
+def stored_file_response(name: str, image_format: str, download_name: str) -> FileResponse:
+    response = FileResponse(default_storage.open(name, "rb"), content_type=f"image/{image_format.lower()}")
+    response["Content-Disposition"] = f'inline; filename="{download_name}.{image_format.lower()}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 class SampleReviewsApi(GenericAPIView):
@@ -229,12 +300,7 @@ class CellImageFileApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request, image_id: int):
         image = selectors.cell_image_get(request.membership, image_id)
-        response = FileResponse(
-            default_storage.open(image.file.name, "rb"), content_type=f"image/{image.format.lower()}"
-        )
-        response["Content-Disposition"] = f'inline; filename="cell-{image.pk}.{image.format.lower()}"'
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return stored_file_response(image.file.name, image.format, f"cell-{image.pk}")
 
 
 class CellImageHeatmapApi(APIView):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.models import AuditEvent, Membership, User
@@ -18,6 +19,7 @@ from diagnostics.models import (
     CellImage,
     CellImageStatus,
     CellRelabel,
+    Field,
     Label,
     Patient,
     Prediction,
@@ -55,7 +57,12 @@ def samples_for(
     collected_from: dt.date | None = None,
     collected_to: dt.date | None = None,
 ) -> QuerySet[Sample]:
-    samples = Sample.objects.filter(lab=membership.lab).select_related("patient", "created_by")
+    field_count = Field.objects.filter(sample=OuterRef("pk")).values("sample").annotate(n=Count("id")).values("n")
+    samples = (
+        Sample.objects.filter(lab=membership.lab)
+        .select_related("patient", "created_by")
+        .annotate(field_count=Coalesce(Subquery(field_count, output_field=IntegerField()), 0))
+    )
     if patient_id is not None:
         samples = samples.filter(patient_id=patient_id)
     if status:
@@ -143,6 +150,29 @@ def cell_images_for(membership: Membership, *, sample: Sample | None = None, sho
 
 def cell_image_get(membership: Membership, image_id) -> CellImage:
     return _get_or_404(cell_images_for(membership), image_id)
+
+
+def fields_for(membership: Membership, *, sample: Sample | None = None) -> QuerySet[Field]:
+    """Field photographs, each with its cell counts: red cells found, those counted (not cut by the edge), and
+    among the counted the parasitized and the uncertain (the model's labels)."""
+    fields = Field.objects.filter(sample__lab=membership.lab)
+    if sample is not None:
+        fields = fields.filter(sample=sample)
+    counted = Q(cells__counted=True)
+    return fields.annotate(
+        red_cells=Count("cells"),
+        counted_cells=Count("cells", filter=counted),
+        parasitized_cells=Count("cells", filter=counted & Q(cells__prediction__label=Label.PARASITIZED)),
+        uncertain_cells=Count("cells", filter=counted & Q(cells__prediction__uncertain=True)),
+    ).order_by("id")
+
+
+def field_get(membership: Membership, field_id) -> Field:
+    return _get_or_404(fields_for(membership), field_id)
+
+
+def field_cells(membership: Membership, field: Field) -> QuerySet[CellImage]:
+    return cell_images_for(membership).filter(field=field)
 
 
 def _through(relation: str, ordering: list[str]) -> list[str]:

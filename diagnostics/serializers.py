@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from diagnostics import selectors
-from diagnostics.models import CellImage, Label, Patient, Review, Sample
+from diagnostics.models import CellImage, Field, Label, Patient, Review, Sample
 
 
 class LabSerializer(serializers.Serializer):
@@ -70,6 +70,7 @@ class SampleSerializer(serializers.ModelSerializer):
     parasitized = serializers.IntegerField(source="parasitized_count")
     uninfected = serializers.IntegerField(source="uninfected_count")
     uncertain = serializers.IntegerField(source="uncertain_count")
+    field_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Sample
@@ -89,7 +90,12 @@ class SampleSerializer(serializers.ModelSerializer):
             "parasitemia",
             "result",
             "final_result",
+            "field_count",
         ]
+
+    def get_field_count(self, sample) -> int:
+        # Annotated by selectors.samples_for; a sample just created has none.
+        return getattr(sample, "field_count", None) or sample.fields.count()
 
     def get_counts(self, sample) -> dict[str, int]:
         return {
@@ -146,6 +152,60 @@ class CellImageSerializer(serializers.ModelSerializer):
 
     def get_reviewed_label(self, image) -> str | None:
         return image.reviewed_label  # annotated by selectors.cell_images_for
+
+
+class FieldCountsSerializer(serializers.Serializer):
+    red_cells = serializers.IntegerField()
+    counted = serializers.IntegerField()
+    parasitized = serializers.IntegerField()
+    uncertain = serializers.IntegerField()
+
+
+class FieldSerializer(serializers.ModelSerializer):
+    filename = serializers.CharField(source="original_filename")
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Field
+        fields = ["id", "sample", "filename", "status", "error", "width", "height", "quality", "counts"]
+
+    @extend_schema_field(FieldCountsSerializer)
+    def get_counts(self, field) -> dict[str, int]:
+        # Annotated by selectors.fields_for.
+        return {
+            "red_cells": field.red_cells,
+            "counted": field.counted_cells,
+            "parasitized": field.parasitized_cells,
+            "uncertain": field.uncertain_cells,
+        }
+
+
+class FieldCellSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(source="prediction.label", default=None)
+    probability = serializers.FloatField(source="prediction.probability", default=None)
+    uncertain = serializers.BooleanField(source="prediction.uncertain", default=None)
+    box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+
+    class Meta:
+        model = CellImage
+        fields = ["id", "box", "counted", "status", "label", "probability", "uncertain"]
+
+
+class SkippedObjectSerializer(serializers.Serializer):
+    box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+    kind = serializers.CharField()
+
+
+class FieldDetailSerializer(FieldSerializer):
+    skipped = SkippedObjectSerializer(many=True)
+    cells = serializers.SerializerMethodField()
+
+    class Meta(FieldSerializer.Meta):
+        fields = [*FieldSerializer.Meta.fields, "cell_diameter", "skipped", "cells"]
+
+    @extend_schema_field(FieldCellSerializer(many=True))
+    def get_cells(self, field) -> list[dict]:
+        return FieldCellSerializer(self.context["cells"], many=True).data
 
 
 class UploadResultSerializer(serializers.Serializer):

@@ -177,6 +177,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SampleStatusEnum": "diagnostics.models.SampleStatus",
         "CellImageStatusEnum": "diagnostics.models.CellImageStatus",
+        "FieldStatusEnum": "diagnostics.models.FieldStatus",
         "ResultEnum": "diagnostics.models.Result",
     },
 }

@@ -31,6 +31,10 @@ ENDPOINTS = {
     "sample-images-list": ("get", "/api/v1/samples/{sample}/images"),
     "sample-images-upload": ("post", "/api/v1/samples/{sample}/images"),
     "sample-reviews-create": ("post", "/api/v1/samples/{sample}/reviews"),
+    "sample-fields-list": ("get", "/api/v1/samples/{sample}/fields"),
+    "sample-fields-upload": ("post", "/api/v1/samples/{sample}/fields"),
+    "field-get": ("get", "/api/v1/fields/{field}"),
+    "field-file": ("get", "/api/v1/fields/{field}/file"),
     "image-get": ("get", "/api/v1/images/{image}"),
     "image-file": ("get", "/api/v1/images/{image}/file"),
     "image-heatmap": ("get", "/api/v1/images/{image}/heatmap"),
@@ -47,6 +51,10 @@ LAB_A_OBJECT_ENDPOINTS = [
     "sample-images-list",
     "sample-images-upload",
     "sample-reviews-create",
+    "sample-fields-list",
+    "sample-fields-upload",
+    "field-get",
+    "field-file",
     "image-get",
     "image-file",
     "image-heatmap",
@@ -55,17 +63,24 @@ LAB_A_OBJECT_ENDPOINTS = [
 
 @pytest.fixture
 def lab_a_objects(patient, sample):
-    """A patient of lab A with one complete sample holding one classified cell."""
+    """A patient of lab A with one complete sample holding one classified cell and one segmented field."""
+    from diagnostics.models import FieldStatus
+    from tests.factories import FieldFactory, field_png
+
     image = add_cells(sample["id"], ["uninfected"])[0]
     with image.file.open("rb") as handle:
         png = handle.read()
-    return SimpleNamespace(patient=patient, sample=sample, image=image, png=png)
+    photograph = field_png()
+    field = FieldFactory(sample_id=sample["id"], png=photograph, status=FieldStatus.SEGMENTED)
+    return SimpleNamespace(patient=patient, sample=sample, image=image, png=png, field=field, photograph=photograph)
 
 
 def send(client: APIClient, endpoint: str, objects):
     method, template = ENDPOINTS[endpoint]
-    url = template.format(patient=objects.patient["id"], sample=objects.sample["id"], image=objects.image.pk)
-    if endpoint == "sample-images-upload":
+    url = template.format(
+        patient=objects.patient["id"], sample=objects.sample["id"], image=objects.image.pk, field=objects.field.pk
+    )
+    if endpoint in ("sample-images-upload", "sample-fields-upload"):
         return client.post(url)  # multipart with no files
     body = {
         "patients-create": {"identifier": "NEW-1", "name": "Bea"},
@@ -157,6 +172,16 @@ def assert_lab_a_member_sees(endpoint: str, response, objects, lab_a):
         assert result_ids(response) == [objects.image.pk]
     elif endpoint == "sample-images-upload":
         assert "images" in response.json()["detail"]
+    elif endpoint == "sample-fields-list":
+        assert result_ids(response) == [objects.field.pk]
+    elif endpoint == "sample-fields-upload":
+        assert "fields" in response.json()["detail"]
+    elif endpoint == "field-get":
+        assert response.json()["id"] == objects.field.pk
+        assert response.json()["cells"] == []
+    elif endpoint == "field-file":
+        assert response["Content-Type"] == "image/png"
+        assert content(response) == objects.photograph
     elif endpoint == "image-get":
         assert response.json()["id"] == objects.image.pk
         assert response.json()["prediction"]["label"] == "uninfected"
@@ -183,6 +208,10 @@ MEMBER_STATUS = {
     "sample-get": 200,
     "sample-images-list": 200,
     "sample-images-upload": 400,
+    "sample-fields-list": 200,
+    "sample-fields-upload": 400,
+    "field-get": 200,
+    "field-file": 200,
     "image-get": 200,
     "image-file": 200,
     "image-heatmap": 200,
