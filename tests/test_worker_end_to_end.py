@@ -125,3 +125,37 @@ def test_worker_killed_mid_chunk_loses_nothing_and_classifies_each_cell_once(cli
     assert not images.filter(pk__in=held, attempts__lt=2).exists(), "every cell of the dead claim was claimed again"
     assert set(images.exclude(pk__in=held).values_list("attempts", flat=True)) == {1}
     assert "IntegrityError" not in second.log()
+
+
+def test_an_uploaded_field_is_segmented_and_its_cells_classified(worker, clinician, sample):
+    import io
+
+    from PIL import Image
+
+    from tests.cells import named
+    from tests.test_field_detection import drawn_field
+
+    centres = [(x, y) for y in (200, 500, 800) for x in (200, 500, 800, 1100)]
+    buffer = io.BytesIO()
+    Image.fromarray(drawn_field([*centres, (1262, 350)])).save(buffer, format="JPEG", quality=92)
+    client = clinician.client()
+    response = client.post(
+        f"/api/v1/samples/{sample['id']}/fields",
+        {"fields": [named("smear.jpg", buffer.getvalue())]},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    field_id = response.json()["accepted"][0]["id"]
+
+    def cells_classified():
+        field = client.get(f"/api/v1/fields/{field_id}").json()
+        return field["status"] == "segmented" and field["cells"] and all(c["label"] for c in field["cells"])
+
+    wait_until(cells_classified, message="segmentation and classification")
+    wait_until(lambda: client.get(f"/api/v1/samples/{sample['id']}").json()["status"] == "complete")
+    field = client.get(f"/api/v1/fields/{field_id}").json()
+    assert len(field["cells"]) == 13 and sum(c["counted"] for c in field["cells"]) == 12
+    detail = client.get(f"/api/v1/samples/{sample['id']}").json()
+    assert detail["counts"] == {"total": 12, "queued": 0, "processing": 0, "classified": 12, "failed": 0}
+    assert detail["parasitized"] + detail["uninfected"] == 12
+    assert detail["field_count"] == 1
