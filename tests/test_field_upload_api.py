@@ -118,3 +118,18 @@ def test_another_labs_field_does_not_exist(clinician, other_lab_clinician, sampl
         response = client.get(url)
         assert response.status_code == 404
         assert set(response.json()) == {"detail"}
+
+
+def test_photographs_in_a_zip_archive_are_accepted(clinician, sample):
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("smear/one.jpg", encoded(drawn_field(CENTRES, seed=3), "JPEG"))
+        archive.writestr("smear/two.tif", encoded(drawn_field(CENTRES, seed=4), "TIFF"))
+        archive.writestr("smear/small.png", plain(100, 100))
+    response = post(clinician, sample["id"], archive=named("smear.zip", buffer.getvalue()))
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert [item["filename"] for item in body["accepted"]] == ["one.jpg", "two.tif"]
+    assert [item["filename"] for item in body["rejected"]] == ["smear.zip/smear/small.png"]
