@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from diagnostics.models import CellImage, CellRelabel, Patient, Prediction, Review, Sample
+from diagnostics.models import CellImage, CellRelabel, Field, Patient, Prediction, Review, Sample
 
 
 @admin.register(Patient)
@@ -57,7 +57,24 @@ class CellImageAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "format", "sample__lab"]
     search_fields = ["original_filename", "sha256", "sample__id"]
-    readonly_fields = ["sha256", "claim_token", "claimed_at", "enqueued_at", "attempts"]
+    readonly_fields = ["sha256", "claim_token", "claimed_at", "enqueued_at", "attempts", "field", "box", "counted"]
+
+
+@admin.register(Field)
+class FieldAdmin(admin.ModelAdmin):
+    list_display = ["id", "original_filename", "sample", "status", "width", "height", "attempts", "created_at"]
+    list_filter = ["status", "format", "sample__lab"]
+    search_fields = ["original_filename", "sha256", "sample__id"]
+    readonly_fields = [
+        "sha256",
+        "claim_token",
+        "claimed_at",
+        "enqueued_at",
+        "attempts",
+        "quality",
+        "cell_diameter",
+        "skipped",
+    ]
 
 
 @admin.register(Prediction)
