@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import io
 import uuid
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -24,11 +23,12 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from PIL import Image, ImageOps
+from PIL import Image
 
 from diagnostics import services
 from diagnostics.models import CellImage, Field, FieldStatus
 from diagnostics.uploads import FIELD_MAX_PIXELS
+from worker.serving import field_engine
 from worker.serving.fields import COUNTED, EDGE, FieldAnalysis, analyse_field, cell_chip
 
 
@@ -68,17 +68,10 @@ def _read_stored(name: str) -> bytes:
 
 def decode_field(data: bytes) -> np.ndarray:
     """RGB pixels of a photograph, upright as its EXIF says, under the upload's pixel limit."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                if image.width * image.height > FIELD_MAX_PIXELS:
-                    raise FieldUnreadable(f"the photograph is over the {FIELD_MAX_PIXELS:,}-pixel limit")
-                return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-        except FieldUnreadable:
-            raise
-        except Exception as exc:  # Pillow raises many exception types for damaged files
-            raise FieldUnreadable(f"the photograph is not a readable image ({type(exc).__name__})") from exc
+    try:
+        return field_engine.decode_field(data, max_pixels=FIELD_MAX_PIXELS)
+    except field_engine.FieldImageError as exc:
+        raise FieldUnreadable(str(exc)) from exc
 
 
 @dataclass(frozen=True)

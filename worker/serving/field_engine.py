@@ -8,12 +8,13 @@ prepared with the cell engine's interpreter: on 2 cores the two overlap.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from worker.serving.engine import CellClassification, CellClassifier
 from worker.serving.fields import COUNTED, FieldAnalysis, FoundObject, analyse_field, cell_chip
@@ -41,10 +42,26 @@ class FieldFailure:
     error: str
 
 
-def decode_field(data: bytes) -> np.ndarray:
-    """RGB pixels of a photograph, turned upright as its EXIF says (phones store them sideways)."""
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+class FieldImageError(ValueError):
+    """The photograph cannot be decoded, or is larger than allowed (the message says which)."""
+
+
+def decode_field(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+    """RGB pixels of a photograph, turned upright as its EXIF says (phones store them sideways).
+
+    The size is checked from the header before any pixel is decoded: the worker applies the upload's limit.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if max_pixels is not None and image.width * image.height > max_pixels:
+                    raise FieldImageError(f"the photograph is over the {max_pixels:,}-pixel limit")
+                return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        except FieldImageError:
+            raise
+        except Exception as exc:  # Pillow raises many exception types for damaged files
+            raise FieldImageError(f"the photograph is not a readable image ({type(exc).__name__})") from exc
 
 
 class FieldClassifier:
@@ -56,8 +73,8 @@ class FieldClassifier:
     def _prepare(self, data: bytes) -> tuple[FieldAnalysis, list[FoundObject], np.ndarray] | FieldFailure:
         try:
             rgb = decode_field(data)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            return FieldFailure(error=f"the photograph cannot be read ({exc})")
+        except FieldImageError as exc:
+            return FieldFailure(error=str(exc))
         analysis = analyse_field(rgb)
         found = analysis.red_cells
         size = self.cells.card.input_size
