@@ -116,6 +116,9 @@ class Sample(models.Model):
     uncertain_count = models.PositiveIntegerField(default=0)
     parasitemia = models.FloatField(null=True, blank=True, help_text="Parasitized / classified cells.")
     result = models.CharField(max_length=20, choices=Result.choices, blank=True, help_text="Automatic result.")
+    result_reason = models.CharField(max_length=300, blank=True, help_text="Why the automatic result is what it is.")
+    parasitemia_low = models.FloatField(null=True, blank=True, help_text="Parasitemia's 95 % Wilson interval, low.")
+    parasitemia_high = models.FloatField(null=True, blank=True, help_text="Parasitemia's 95 % Wilson interval, high.")
     final_result = models.CharField(
         max_length=20,
         choices=Result.choices,

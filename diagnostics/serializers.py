@@ -91,7 +91,11 @@ class SampleSerializer(serializers.ModelSerializer):
             "result",
             "final_result",
             "field_count",
+            "result_reason",
+            "parasitemia_low",
+            "parasitemia_high",
         ]
+        read_only_fields = ["result_reason", "parasitemia_low", "parasitemia_high"]
 
     def get_field_count(self, sample) -> int:
         # Annotated by selectors.samples_for; a sample just created has none.

@@ -44,7 +44,7 @@ from diagnostics.models import (
     Sex,
 )
 from diagnostics.uploads import FIELD_LIMITS, RejectedFile, UploadLimits, ValidatedCell, validate_upload
-from worker.serving.results import CellTally, automatic_result, parasitemia
+from worker.serving.results import CellTally, sample_result
 
 CLASSIFY_TASK = "worker.tasks.classify_cell_images"
 SEGMENT_TASK = "worker.tasks.segment_fields"
@@ -373,8 +373,12 @@ def sample_refresh(*, sample_id: int) -> Sample:
             confident_parasitized=predictions["n_confident_parasitized"],
             uncertain_uninfected=predictions["n_uncertain_uninfected"],
         )
-        sample.parasitemia = parasitemia(tally)
-        sample.result = automatic_result(tally)
+        outcome = sample_result(tally)
+        sample.parasitemia = outcome.parasitemia
+        sample.parasitemia_low = outcome.parasitemia_low
+        sample.parasitemia_high = outcome.parasitemia_high
+        sample.result = outcome.result
+        sample.result_reason = outcome.reason
         if sample.queued_count or sample.processing_count or uncounted_pending:
             sample.status = SampleStatus.PROCESSING
         elif sample.total_count == 0:

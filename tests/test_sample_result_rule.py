@@ -1,17 +1,26 @@
-"""The automatic result of a sample from its classified cells, at and around each threshold. No database."""
+"""The automatic result of a sample from its classified red cells, at and around each boundary. No database."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from worker.serving.results import (
-    MIN_CELLS_FOR_RESULT,
-    NEGATIVE_PARASITEMIA,
+    CONFIDENT_FALSE_POSITIVE_RATE,
+    MIN_CELLS_FOR_NEGATIVE,
+    NEGATIVE_QUANTILE,
     POSITIVE_MIN_CELLS,
-    POSITIVE_PARASITEMIA,
+    SUSPECT_FALSE_POSITIVE_RATE,
     CellTally,
+    SampleResult,
     automatic_result,
+    binomial_cdf,
+    binomial_quantile,
+    false_positive_limit,
     parasitemia,
+    sample_result,
+    wilson_interval,
 )
 
 pytestmark = pytest.mark.pure
@@ -28,130 +37,172 @@ def tally(*, parasitized=0, uninfected=0, uncertain_parasitized=0, uncertain_uni
     )
 
 
-def share(fraction: float, of: int) -> int:
-    return round(fraction * of)
-
-
-def test_the_thresholds_are_the_documented_ones():
-    assert (MIN_CELLS_FOR_RESULT, POSITIVE_PARASITEMIA, POSITIVE_MIN_CELLS, NEGATIVE_PARASITEMIA) == (
-        20,
-        0.025,
-        2,
-        0.05,
-    )
+def test_the_numbers_are_the_documented_ones():
+    assert (MIN_CELLS_FOR_NEGATIVE, POSITIVE_MIN_CELLS, NEGATIVE_QUANTILE) == (500, 2, 0.99)
+    assert pytest.approx(2 / 1571) == CONFIDENT_FALSE_POSITIVE_RATE
+    assert pytest.approx(44 / 1571) == SUSPECT_FALSE_POSITIVE_RATE
+    # What they give at the counts WHO uses (docs/results.md quotes these).
+    limits = {n: false_positive_limit(n, SUSPECT_FALSE_POSITIVE_RATE) for n in (500, 1000, 2000)}
+    assert limits == {500: 23, 1000: 41, 2000: 74}
 
 
 def test_nothing_classified_has_no_result_yet():
+    assert sample_result(tally()) == SampleResult("", "", None, None, None)
     assert automatic_result(tally()) == ""
     assert parasitemia(tally()) is None
 
 
-@pytest.mark.parametrize(
-    ("cells", "expected"),
-    [
-        (tally(parasitized=50, uninfected=50), "positive"),
-        (tally(parasitized=30, uninfected=170, uncertain_uninfected=5), "positive"),
-        (tally(uninfected=200), "negative"),
-        (tally(parasitized=1, uninfected=199), "negative"),
-        (tally(uninfected=10), "indeterminate"),
-        (tally(uninfected=150, uncertain_uninfected=50), "indeterminate"),
-        (tally(parasitized=2, uninfected=150, uncertain_parasitized=48), "indeterminate"),
-    ],
-    ids=[
-        "half-parasitized",
-        "15-percent-with-a-few-uncertain",
-        "all-uninfected",
-        "one-stray-parasitized-call",
-        "too-few-cells",
-        "many-uncertain-uninfected",
-        "many-uncertain-parasitized",
-    ],
-)
-def test_clear_cases(cells, expected):
-    assert automatic_result(cells) == expected
+def test_the_result_carries_the_parasitemia_and_its_interval():
+    outcome = sample_result(tally(parasitized=3, uninfected=17))
+    assert outcome.parasitemia == pytest.approx(0.15)
+    assert (outcome.parasitemia_low, outcome.parasitemia_high) == pytest.approx((0.052369, 0.360419), abs=1e-6)
+    assert automatic_result(tally(parasitized=3, uninfected=17)) == outcome.result == "positive"
 
 
-# -- MIN_CELLS_FOR_RESULT: fewer cells than this are never negative ------------------------------------------
+def test_the_interval_covers_every_parasitized_call_uncertain_or_not():
+    outcome = sample_result(tally(parasitized=3, uncertain_parasitized=1, uninfected=16))
+    assert outcome.parasitemia == parasitemia(tally(parasitized=3, uncertain_parasitized=1, uninfected=16)) == 0.2
+    assert (outcome.parasitemia_low, outcome.parasitemia_high) == wilson_interval(4, 20)
+
+
+# -- MIN_CELLS_FOR_NEGATIVE: fewer red cells are never negative, however clean ------------------------------
 
 
 def test_enough_uninfected_cells_are_negative():
-    assert automatic_result(tally(uninfected=MIN_CELLS_FOR_RESULT)) == "negative"
+    outcome = sample_result(tally(uninfected=MIN_CELLS_FOR_NEGATIVE))
+    assert outcome.result == "negative"
+    assert outcome.reason == (
+        "500 red cells examined; 0 parasitized or uncertain, within what the classifier's false-positive rate "
+        "explains (at most 23)"
+    )
 
 
-def test_one_cell_short_is_indeterminate():
-    assert automatic_result(tally(uninfected=MIN_CELLS_FOR_RESULT - 1)) == "indeterminate"
+def test_one_cell_short_is_indeterminate_with_the_reason():
+    outcome = sample_result(tally(uninfected=MIN_CELLS_FOR_NEGATIVE - 1))
+    assert outcome.result == "indeterminate"
+    assert outcome.reason == "only 499 red cells examined; at least 500 are needed to call a sample negative"
 
 
-def test_a_single_uninfected_cell_is_indeterminate():
-    assert automatic_result(tally(uninfected=1)) == "indeterminate"
+def test_a_single_cell_sample_of_nih_size_is_never_negative():
+    outcome = sample_result(tally(uninfected=70))
+    assert (outcome.result, outcome.reason) == (
+        "indeterminate",
+        "only 70 red cells examined; at least 500 are needed to call a sample negative",
+    )
 
 
-# -- POSITIVE_PARASITEMIA: share of confidently parasitized cells --------------------------------------------
+# -- the false-positive limit on suspect cells (parasitized or uncertain), at 500 and 2,000 cells ------------
 
 
-@pytest.mark.parametrize(("extra", "expected"), [(0, "positive"), (-1, "negative")], ids=["at", "just-under"])
-def test_positive_parasitemia_boundary(extra, expected):
-    cells = 1000
-    parasitized = share(POSITIVE_PARASITEMIA, cells) + extra
-    assert automatic_result(tally(parasitized=parasitized, uninfected=cells - parasitized)) == expected
+@pytest.mark.parametrize("cells", [500, 2000])
+@pytest.mark.parametrize("kind", ["uncertain_uninfected", "uncertain_parasitized"])
+def test_suspect_cells_at_the_limit_are_negative_and_one_more_is_not(cells, kind):
+    limit = false_positive_limit(cells, SUSPECT_FALSE_POSITIVE_RATE)
+    at = sample_result(tally(uninfected=cells - limit, **{kind: limit}))
+    over = sample_result(tally(uninfected=cells - limit - 1, **{kind: limit + 1}))
+    assert at.result == "negative"
+    assert over.result == "indeterminate"
+    assert "more than the classifier's false-positive rate explains" in over.reason
+    assert over.reason.endswith(f"(at most {limit}) but not clearly a positive")
 
 
-def test_uncertain_parasitized_cells_do_not_make_a_positive():
-    cells = 1000
-    parasitized = share(NEGATIVE_PARASITEMIA + 0.01, cells)  # above both thresholds
-    assert automatic_result(tally(uncertain_parasitized=parasitized, uninfected=cells - parasitized)) == "indeterminate"
-    assert automatic_result(tally(parasitized=parasitized, uninfected=cells - parasitized)) == "positive"
+def test_the_indeterminate_reason_names_the_counts():
+    outcome = sample_result(tally(parasitized=1, uncertain_parasitized=10, uncertain_uninfected=13, uninfected=476))
+    assert (outcome.result, outcome.reason) == (
+        "indeterminate",
+        "24 of 500 red cells parasitized or uncertain (11 called parasitized, 13 uncertain uninfected): more than "
+        "the classifier's false-positive rate explains (at most 23) but not clearly a positive",
+    )
 
 
-# -- POSITIVE_MIN_CELLS: one or two parasitized calls are not a positive smear, whatever the share -----------
+def test_a_stray_confident_parasitized_call_among_many_cells_is_negative():
+    assert automatic_result(tally(parasitized=1, uninfected=1999)) == "negative"
 
 
-def test_enough_parasitized_cells_are_positive_even_in_a_small_sample():
+# -- positive: at least POSITIVE_MIN_CELLS confident cells, Wilson lower bound above the false-positive rate --
+
+
+@pytest.mark.parametrize(("cells", "confident", "last_positive"), [(431, 2, True), (432, 2, False)])
+def test_two_confident_cells_are_positive_up_to_431_cells(cells, confident, last_positive):
+    low = wilson_interval(confident, cells)[0]
+    assert (low > CONFIDENT_FALSE_POSITIVE_RATE) is last_positive
+    outcome = sample_result(tally(parasitized=confident, uninfected=cells - confident))
+    assert outcome.result == ("positive" if last_positive else "indeterminate")
+
+
+@pytest.mark.parametrize(("cells", "expected"), [(801, "positive"), (802, "negative")])
+def test_three_confident_cells_among_enough_cells(cells, expected):
+    assert automatic_result(tally(parasitized=3, uninfected=cells - 3)) == expected
+
+
+def test_the_positive_reason():
+    outcome = sample_result(tally(parasitized=10, uninfected=990))
+    assert (outcome.result, outcome.reason) == (
+        "positive",
+        "10 of 1000 red cells confidently parasitized: clearly more than the classifier's false-positive rate "
+        "(0.13%) explains",
+    )
+
+
+def test_one_parasitized_cell_is_never_positive():
+    assert automatic_result(tally(parasitized=1)) == "indeterminate"
     assert automatic_result(tally(parasitized=POSITIVE_MIN_CELLS)) == "positive"
 
 
-def test_one_parasitized_cell_short_is_not_positive():
-    assert automatic_result(tally(parasitized=POSITIVE_MIN_CELLS - 1)) == "indeterminate"
+def test_uncertain_parasitized_cells_never_make_a_positive():
+    assert automatic_result(tally(uncertain_parasitized=100, uninfected=900)) == "indeterminate"
+    assert automatic_result(tally(parasitized=100, uninfected=900)) == "positive"
 
 
-def test_min_cells_applies_even_when_the_share_is_reached():
-    cells = MIN_CELLS_FOR_RESULT
-    parasitized = POSITIVE_MIN_CELLS - 1
-    assert parasitized / cells >= POSITIVE_PARASITEMIA
-    assert automatic_result(tally(parasitized=parasitized, uninfected=cells - parasitized)) == "indeterminate"
-    assert automatic_result(tally(parasitized=parasitized + 1, uninfected=cells - parasitized - 1)) == "positive"
+def test_confident_cells_beyond_their_own_limit_are_always_positive():
+    """Why the rule needs no separate limit on confident cells before a negative: one over it is positive."""
+    for cells in range(MIN_CELLS_FOR_NEGATIVE, 20_001, 50):
+        over = false_positive_limit(cells, CONFIDENT_FALSE_POSITIVE_RATE) + 1
+        assert automatic_result(tally(parasitized=over, uninfected=cells - over)) == "positive", cells
 
 
-# -- NEGATIVE_PARASITEMIA: negative only if, counting every uncertain cell as parasitized, it stays under ------
+# -- the statistics ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("extra", "expected"), [(0, "indeterminate"), (-1, "negative")], ids=["at", "just-under"])
-def test_negative_parasitemia_boundary(extra, expected):
-    # Uncertain parasitized calls: below the positive rule, so only the negative rule decides.
-    cells = 1000
-    parasitized = share(NEGATIVE_PARASITEMIA, cells) + extra
-    assert automatic_result(tally(uncertain_parasitized=parasitized, uninfected=cells - parasitized)) == expected
+@pytest.mark.parametrize(
+    ("successes", "trials", "low", "high"),
+    [
+        (5, 10, 0.236593, 0.763407),
+        (0, 10, 0.0, 0.277533),  # z^2 / (n + z^2)
+        (10, 10, 0.722467, 1.0),
+    ],
+)
+def test_wilson_interval_known_values(successes, trials, low, high):
+    assert wilson_interval(successes, trials) == pytest.approx((low, high), abs=1e-6)
 
 
-@pytest.mark.parametrize(("extra", "expected"), [(0, "indeterminate"), (-1, "negative")], ids=["at", "just-under"])
-def test_uncertain_uninfected_cells_count_against_a_negative(extra, expected):
-    cells = 1000
-    worst = share(NEGATIVE_PARASITEMIA, cells) + extra
-    parasitized = worst // 2
-    uncertain = worst - parasitized
-    cells_left = cells - parasitized - uncertain
-    result = automatic_result(
-        tally(uncertain_parasitized=parasitized, uncertain_uninfected=uncertain, uninfected=cells_left)
-    )
-    assert result == expected
+@pytest.mark.parametrize(
+    ("successes", "trials", "low", "high"),
+    [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718)],
+)
+def test_wilson_interval_matches_newcombe_1998(successes, trials, low, high):
+    """Newcombe, Statistics in Medicine 17:857 (1998), table I, method 3 (score, without continuity correction)."""
+    assert wilson_interval(successes, trials) == pytest.approx((low, high), abs=1e-4)
 
 
-@pytest.mark.parametrize(("extra", "expected"), [(0, "indeterminate"), (-1, "negative")], ids=["at", "just-under"])
-def test_negative_boundary_with_the_fewest_cells(extra, expected):
-    cells = MIN_CELLS_FOR_RESULT
-    parasitized = round(NEGATIVE_PARASITEMIA * cells) + extra  # 1 of 20 is exactly 5 %
-    assert automatic_result(tally(uncertain_parasitized=parasitized, uninfected=cells - parasitized)) == expected
+def test_wilson_interval_without_trials_is_an_error():
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
 
 
-def test_parasitemia_counts_every_parasitized_call():
-    assert parasitemia(tally(parasitized=3, uncertain_parasitized=1, uninfected=16)) == pytest.approx(0.20)
+def test_binomial_tail_in_small_cases_by_hand():
+    assert binomial_cdf(0, 10, 0.1) == pytest.approx(0.9**10)
+    assert binomial_cdf(1, 3, 0.5) == pytest.approx(0.5)
+    assert binomial_cdf(-1, 3, 0.5) == 0.0 and binomial_cdf(3, 3, 0.5) == 1.0
+    assert binomial_quantile(0.99, 100, 0.0) == 0 and binomial_quantile(0.99, 100, 1.0) == 100
+    assert math.isclose(binomial_cdf(10, 100_000, SUSPECT_FALSE_POSITIVE_RATE), 0.0, abs_tol=1e-300)
+
+
+def test_binomial_tail_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for n in (1, 20, 70, 499, 500, 2000, 10_000, 100_000):
+        for p in (CONFIDENT_FALSE_POSITIVE_RATE, SUSPECT_FALSE_POSITIVE_RATE, 0.01, 0.3):
+            for q in (0.5, 0.95, NEGATIVE_QUANTILE, 0.999):
+                assert binomial_quantile(q, n, p) == int(stats.binom.ppf(q, n, p)), (q, n, p)
+            for k in {0, 1, int(n * p), int(n * p + 3 * math.sqrt(n * p) + 1)}:
+                assert binomial_cdf(k, n, p) == pytest.approx(stats.binom.cdf(k, n, p), rel=1e-9, abs=1e-12), (k, n, p)

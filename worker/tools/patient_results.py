@@ -2,9 +2,11 @@
 
     python -m worker.tools.patient_results --data ../shared/datasets/nih-malaria-cells [--split validation]
 
-Each patient's cells are treated as one sample: the engine classifies them, the rule gives a result,
-and the table shows it beside the truth (a patient with any parasitized cell is infected). Used to set
-the rule's thresholds on validation patients and to report them on test patients (docs/results.md).
+Each patient's cells are treated as one sample: the engine classifies them, the rule gives a result with its
+reason, and the table shows it beside the truth (a patient with any parasitized cell is infected). It also
+prints, over the split's uninfected cells, how many the classifier called parasitized outside the uncertain
+band ("confident") and how many it called parasitized or uncertain ("suspect"): on validation patients these
+are the rule's false-positive rates (docs/results.md); on test patients they are only reported.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import sys
 
 from worker.serving.engine import PARASITIZED, CellClassification, get_classifier
-from worker.serving.results import CellTally, automatic_result
+from worker.serving.results import CellTally, sample_result
 from worker.training.dataset import list_cells
 
 
@@ -31,31 +33,47 @@ def main(argv: list[str] | None = None) -> int:
         if cell.patient in patients:
             by_patient[cell.patient].append(cell)
     outcomes = collections.Counter()
+    uninfected = collections.Counter()
     rows = []
     for patient, cells in sorted(by_patient.items()):
-        results = [
-            r for r in classifier.classify([c.path.read_bytes() for c in cells]) if isinstance(r, CellClassification)
+        pairs = [
+            (cell, r)
+            for cell, r in zip(cells, classifier.classify([c.path.read_bytes() for c in cells]), strict=True)
+            if isinstance(r, CellClassification)
         ]
-        parasitized = sum(r.label == PARASITIZED for r in results)
+        results = [r for _, r in pairs]
+        for cell, r in pairs:
+            if cell.label == 0:
+                uninfected["cells"] += 1
+                uninfected["confident"] += r.label == PARASITIZED and not r.uncertain
+                uninfected["suspect"] += r.label == PARASITIZED or r.uncertain
         tally = CellTally(
             classified=len(results),
-            parasitized=parasitized,
+            parasitized=sum(r.label == PARASITIZED for r in results),
             uncertain=sum(r.uncertain for r in results),
             confident_parasitized=sum(r.label == PARASITIZED and not r.uncertain for r in results),
             uncertain_uninfected=sum(r.label != PARASITIZED and r.uncertain for r in results),
         )
         infected = any(c.label == 1 for c in cells)
-        result = automatic_result(tally)
-        outcomes[(("infected" if infected else "healthy"), result)] += 1
+        outcome = sample_result(tally)
+        outcomes[(("infected" if infected else "healthy"), outcome.result)] += 1
         true_share = sum(c.label for c in cells) / len(cells)
         confident = tally.confident_parasitized / tally.classified
-        worst = (tally.parasitized + tally.uncertain_uninfected) / tally.classified
-        rows.append((patient, infected, len(cells), true_share, parasitized / len(results), confident, worst, result))
-    print(f"{'patient':8} {'truth':8} {'cells':>5} {'true %':>7} {'model %':>7} {'sure %':>7} {'worst %':>7}  result")
-    for patient, infected, n, true_share, share, confident, worst, result in rows:
+        rows.append((patient, infected, len(cells), true_share, outcome, confident))
+    header = ("patient", "truth", "cells", "true %", "model %", "95 % interval", "sure %")
+    print("{:8} {:8} {:>5} {:>7} {:>7} {:>15} {:>7}  result".format(*header))
+    for patient, infected, n, true_share, outcome, confident in rows:
         truth = "infected" if infected else "healthy"
-        print(f"{patient:8} {truth:8} {n:5d} {true_share:7.1%} {share:7.1%} {confident:7.1%} {worst:7.1%}  {result}")
-    print(json.dumps({f"{truth}->{result}": n for (truth, result), n in sorted(outcomes.items())}))
+        interval = f"{outcome.parasitemia_low:6.1%}-{outcome.parasitemia_high:6.1%}"
+        print(
+            f"{patient:8} {truth:8} {n:5d} {true_share:7.1%} {outcome.parasitemia:7.1%} {interval:>15} "
+            f"{confident:7.1%}  {outcome.result}: {outcome.reason}"
+        )
+    summary = {f"{truth}->{result}": n for (truth, result), n in sorted(outcomes.items())}
+    summary["uninfected_cells"] = uninfected["cells"]
+    summary["uninfected_confident_parasitized"] = uninfected["confident"]
+    summary["uninfected_suspect"] = uninfected["suspect"]
+    print(json.dumps(summary))
     return 0
 
 
