@@ -16,6 +16,7 @@ urlpatterns = [
     path("samples/<int:sample_id>/cells.csv", views.sample_cells_csv, name="sample-cells-csv"),
     path("samples/<int:sample_id>/review", views.sample_review, name="sample-review"),
     path("images/<int:image_id>", views.cell_detail, name="cell"),
+    path("fields/<int:field_id>", views.field_detail, name="field"),
     path("reviews", views.review_queue, name="review-queue"),
     path("model", views.model_card, name="model-card"),
 ]

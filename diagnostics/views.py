@@ -23,13 +23,20 @@ from accounts.models import Role
 from diagnostics import exports, selectors, services
 from diagnostics.charts import parasitemia_chart
 from diagnostics.forms import PatientForm, ReviewForm, SampleForm
-from diagnostics.models import Sample, SampleStatus
+from diagnostics.models import FieldStatus, Sample, SampleStatus
 from diagnostics.served_model import served_model
+from diagnostics.uploads import FIELD_LIMITS
 
 PATIENTS_PER_PAGE = 25
 CELLS_PER_PAGE = 120
 QUEUE_PER_PAGE = 50
 CELL_FILTER_LABELS = {"all": "All", "parasitized": "Parasitized", "uncertain": "Uncertain", "failed": "Failed"}
+# The upload page's target for field photographs: WHO counts parasites against 500 to 2,000 red cells, and a
+# negative result needs at least the lower figure, so the page shows how far the sample's classified (counted)
+# red cells are from it.
+RED_CELLS_NEEDED = 500
+# How the field page names what a skipped object was (worker.serving.fields' kinds, and "duplicate").
+SKIPPED_KINDS = {"white cell": "White cell", "clump": "Clump", "small": "Debris or platelet", "duplicate": "Duplicate"}
 
 
 def form_status(form) -> int:
@@ -155,31 +162,34 @@ def sample_create(request, patient_id: int):
 @lab_member_required
 @require_http_methods(["GET", "POST"])
 def sample_upload(request, sample_id: int):
-    """The upload page; its form also works without JavaScript (posted here, checked like the API's upload)."""
+    """The upload page: cell images, or field photographs (`?kind=fields`, or a form with `kind=fields`). Both
+    forms also work without JavaScript (posted here, checked and stored by the same services as the API's)."""
     sample = selectors.sample_get(request.membership, sample_id)
-    limits = services.upload_limits()
+    kind = "fields" if request.POST.get("kind", request.GET.get("kind")) == "fields" else "cells"
     context = {
         "section": "patients",
         "sample": sample,
-        "limits": limits,
+        "kind": kind,
+        "limits": services.upload_limits(),
+        "field_limits": FIELD_LIMITS,
         "max_request_mb": settings.UPLOAD_MAX_REQUEST_BYTES // (1024 * 1024),
+        "red_cells_needed": RED_CELLS_NEEDED,
         "outcome": None,
         "error": "",
     }
     if request.method == "GET":
         return render(request, "diagnostics/sample_upload.html", context)
-    images, archive = request.FILES.getlist("images"), request.FILES.get("archive")
-    if not images and archive is None:
-        context["error"] = "Choose cell images, or a ZIP archive of them, to upload."
+    archive = request.FILES.get("archive")
+    files = request.FILES.getlist("fields" if kind == "fields" else "images")
+    if not files and archive is None:
+        what = "field photographs" if kind == "fields" else "cell images"
+        context["error"] = f"Choose {what}, or a ZIP archive of them, to upload."
         return render(request, "diagnostics/sample_upload.html", context, status=400)
-    outcome = services.cell_images_receive(
-        sample=sample,
-        actor=request.user,
-        membership=request.membership,
-        audit=audit_context(request),
-        images=images,
-        archive=archive,
-    )
+    facts = {"sample": sample, "actor": request.user, "membership": request.membership, "audit": audit_context(request)}
+    if kind == "fields":
+        outcome = services.fields_receive(**facts, fields=files, archive=archive)
+    else:
+        outcome = services.cell_images_receive(**facts, images=files, archive=archive)
     context["outcome"] = outcome
     context["sample"] = selectors.sample_get(request.membership, sample_id)
     return render(request, "diagnostics/sample_upload.html", context, status=200 if outcome.accepted else 400)
@@ -215,7 +225,8 @@ def sample_context(request, sample: Sample) -> dict:
 @require_GET
 def sample_detail(request, sample_id: int):
     sample = selectors.sample_get(request.membership, sample_id)
-    return render(request, "diagnostics/sample_detail.html", sample_context(request, sample))
+    context = {**sample_context(request, sample), "fields": selectors.fields_for(request.membership, sample=sample)}
+    return render(request, "diagnostics/sample_detail.html", context)
 
 
 @lab_member_required
@@ -243,6 +254,73 @@ def cell_detail(request, image_id: int):
         "prediction": getattr(image, "prediction", None),
     }
     return render(request, "diagnostics/cell_detail.html", context)
+
+
+@lab_member_required
+@require_GET
+def field_detail(request, field_id: int):
+    """A field photograph with a box on every object found: its red cells (links to their cell pages, coloured by
+    the model's label) and the objects left out, drawn as SVG in the photograph's own pixels."""
+    field = selectors.field_get(request.membership, field_id)
+    cells = list(selectors.field_cells(request.membership, field))
+    boxes = [cell_box(number, cell) for number, cell in enumerate(cells, start=1) if cell.box]
+    skipped = [
+        {"box": box_geometry(item["box"]), "kind": SKIPPED_KINDS.get(item.get("kind"), str(item.get("kind", "")))}
+        for item in field.skipped or []
+        if isinstance(item, dict) and item.get("box")
+    ]
+    legend = {state: 0 for state in ("uninfected", "parasitized", "uncertain", "pending", "failed")}
+    for box in boxes:
+        legend[box["state"]] += 1
+    context = {
+        "section": "patients",
+        "field": field,
+        "sample": field.sample,
+        "boxes": boxes,
+        "skipped": skipped,
+        "legend": legend,
+        "edge_count": sum(not box["counted"] for box in boxes),
+        # Followed live (progress.js reloads the page once the sample is no longer processing).
+        "in_progress": field.sample.status == SampleStatus.PROCESSING
+        and (field.status in (FieldStatus.QUEUED, FieldStatus.PROCESSING) or legend["pending"] > 0),
+    }
+    return render(request, "diagnostics/field_detail.html", context)
+
+
+def box_geometry(box) -> dict:
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return {"x": x0, "y": y0, "width": max(x1 - x0, 1), "height": max(y1 - y0, 1)}
+
+
+def cell_box(number: int, cell) -> dict:
+    """One red cell's box on the field page: where, its state (the legend's colour) and its accessible name."""
+    prediction = getattr(cell, "prediction", None)
+    if prediction is not None and prediction.uncertain:
+        state = "uncertain"
+    elif prediction is not None:
+        state = prediction.label
+    elif cell.status == "failed":
+        state = "failed"
+    else:
+        state = "pending"
+    if prediction is not None:
+        said = f"{prediction.get_label_display().lower()}, {prediction.probability:.2f}"
+        if prediction.uncertain:
+            said += ", uncertain"
+    else:
+        said = cell.get_status_display().lower()
+    if not cell.counted:
+        said += ", cut by the edge, not counted"
+    if cell.reviewed_label:
+        said += f", reviewer: {cell.reviewed_label}"
+    return {
+        **box_geometry(cell.box),
+        "id": cell.pk,
+        "number": number,
+        "state": state,
+        "counted": cell.counted,
+        "label": f"cell {number}: {said}",
+    }
 
 
 # -- reviews ---------------------------------------------------------------------------------------------

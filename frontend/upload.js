@@ -1,11 +1,18 @@
-// Upload page: pick or drop many cell images (or a ZIP), preview, remove, confirm; then upload with a
-// progress bar, list what the server rejected and why, and follow the classification live.
+// Upload page: pick or drop many cell images or field photographs (or a ZIP), preview, remove, confirm; then
+// upload with a progress bar, list what the server rejected and why, and follow the classification live.
 // Without this script the same form posts to the page itself and works (without previews).
+// The form says what it uploads: data-field-name (the API's multipart field: "images" or "fields"), data-item
+// (the words for one file), data-api-url; every file input marked data-files adds to the one list sent.
+// For field photographs, data-item-url (a field page's URL with the id 0) links each accepted field, and
+// data-red-cells-needed turns on the running count of red cells examined.
 import { csrfToken } from "./csrf.js";
 import { progressText, watchClassification } from "./progress.js";
 
 const form = document.getElementById("upload-form");
-const imagesInput = document.getElementById("upload-images");
+const fileInputs = form.querySelectorAll("input[data-files]");
+const fieldName = form.dataset.fieldName;
+const item = form.dataset.item;
+const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
 const archiveInput = document.getElementById("upload-archive");
 const dropZone = document.getElementById("drop-zone");
 const selection = document.getElementById("selection");
@@ -40,7 +47,8 @@ function addFiles(files) {
     if (isZip(file)) {
       archive = file;
     } else if (!chosen.some((entry) => sameFile(entry.file, file))) {
-      chosen.push({ file, url: file.type.startsWith("image/") ? URL.createObjectURL(file) : null });
+      // Browsers cannot show TIFF: those are listed without a preview.
+      chosen.push({ file, url: /^image\/(png|jpeg|gif|webp|bmp)$/.test(file.type) ? URL.createObjectURL(file) : null });
     }
   }
   render();
@@ -76,15 +84,17 @@ function render() {
   }
   const count = chosen.length + (archive ? 1 : 0);
   selection.hidden = count === 0;
-  selectionCount.textContent = `${chosen.length} image${chosen.length === 1 ? "" : "s"}${archive ? " and 1 ZIP archive" : ""}`;
+  selectionCount.textContent = `${plural(chosen.length, item)}${archive ? " and 1 ZIP archive" : ""}`;
   confirmButton.textContent = count ? `Upload ${selectionCount.textContent}` : "Upload";
   confirmButton.disabled = count === 0;
 }
 
-imagesInput.addEventListener("change", () => {
-  addFiles(imagesInput.files);
-  imagesInput.value = ""; // the list above is what is sent; picking again adds to it
-});
+for (const input of fileInputs) {
+  input.addEventListener("change", () => {
+    addFiles(input.files);
+    input.value = ""; // the list above is what is sent; picking again (or another photograph) adds to it
+  });
+}
 archiveInput.addEventListener("change", () => {
   archive = archiveInput.files[0] || null;
   render();
@@ -107,7 +117,12 @@ dropZone.addEventListener("drop", (event) => {
 function showOutcome(body) {
   const accepted = body.accepted || [];
   const rejected = body.rejected || [];
-  const parts = [element("p", {}, `${accepted.length} cell image${accepted.length === 1 ? "" : "s"} accepted and queued for classification; ${rejected.length} rejected.`)];
+  const queued = form.dataset.itemUrl ? "accepted and queued: their red cells are found, then classified" : "accepted and queued for classification";
+  const parts = [element("p", {}, `${plural(accepted.length, item)} ${queued}; ${rejected.length} rejected.`)];
+  if (form.dataset.itemUrl && accepted.length) {
+    const pageOf = (id) => form.dataset.itemUrl.replace(/0$/, String(id));
+    parts.push(element("ul", { className: "accepted" }, ...accepted.map((one) => element("li", {}, element("a", { href: pageOf(one.id), textContent: `Field ${one.filename}` })))));
+  }
   if (rejected.length) {
     parts.push(element("h3", { textContent: "Rejected files" }));
     parts.push(
@@ -139,6 +154,7 @@ function follow() {
     bar.max = sample.counts.total || 1;
     bar.value = sample.counts.classified + sample.counts.failed;
     text.textContent = progressText(sample);
+    showRedCells(sample.counts.classified);
     if (sample.status === "processing") return true;
     say("Classification complete.");
     link.hidden = false;
@@ -146,18 +162,28 @@ function follow() {
   });
 }
 
+// The running count of red cells examined against the number a result needs (field photographs).
+const redCells = document.getElementById("red-cell-count");
+function showRedCells(classified) {
+  if (!redCells) return;
+  const needed = Number(redCells.dataset.redCellsNeeded);
+  redCells.querySelector("[data-count='classified']").textContent = String(classified);
+  redCells.querySelector("[data-enough]").textContent = classified >= needed ? "Enough." : "Photograph more fields.";
+  redCells.classList.toggle("reached", classified >= needed);
+}
+
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   if (!chosen.length && !archive) {
-    say("Choose cell images, or a ZIP archive of them, to upload.");
+    say(`Choose ${item}s, or a ZIP archive of them, to upload.`);
     return;
   }
   if (chosen.length > maxFiles) {
-    say(`That is ${chosen.length} images; at most ${maxFiles} go in one upload. Remove some and upload the rest after.`);
+    say(`That is ${plural(chosen.length, item)}; at most ${maxFiles} go in one upload. Remove some and upload the rest after.`);
     return;
   }
   const data = new FormData();
-  for (const entry of chosen) data.append("images", entry.file, entry.file.name);
+  for (const entry of chosen) data.append(fieldName, entry.file, entry.file.name);
   if (archive) data.append("archive", archive, archive.name);
 
   const request = new XMLHttpRequest();

@@ -31,6 +31,41 @@ def shoot(browser, base, email, pages: dict[str, str]):  # noqa: F811
         context.close()
 
 
+def segmented_field(sample_id: int):
+    """A drawn 1280 x 960 field with boxed cells of every kind: parasitized, uninfected, uncertain, cut by the edge,
+    not yet classified, and objects left out."""
+    import io
+
+    from PIL import Image
+
+    from diagnostics.models import FieldStatus, Label, Sample
+    from tests.factories import CellImageFactory, FieldFactory, PredictionFactory
+    from tests.test_field_detection import drawn_field
+
+    centres = [(x, y) for y in (200, 500, 800) for x in (200, 500, 800, 1100)] + [(1262, 350)]
+    buffer = io.BytesIO()
+    Image.fromarray(drawn_field(centres, white_cells=[(650, 350)])).save(buffer, format="PNG")
+    sample = Sample.objects.get(pk=sample_id)
+    field = FieldFactory(
+        sample=sample,
+        png=buffer.getvalue(),
+        original_filename="smear-01.png",
+        status=FieldStatus.SEGMENTED,
+        quality=["out of focus"],
+        skipped=[{"box": [603, 303, 697, 397], "kind": "white cell"}],
+    )
+    calls = [(Label.PARASITIZED, False), (Label.UNINFECTED, False), (Label.PARASITIZED, True), None]
+    for number, (x, y) in enumerate(centres):
+        edge = x + 36 >= 1280
+        image = CellImageFactory(
+            sample=sample, field=field, box=[x - 37, y - 37, min(x + 37, 1280), y + 37], counted=not edge
+        )
+        call = calls[number % 4] if number < 11 else (Label.UNINFECTED, False)
+        if call:
+            PredictionFactory(image=image, label=call[0], uncertain=call[1])
+    return field
+
+
 def test_screenshots(browser, live_server, clinician, reviewer, pending_user, patient, sample):  # noqa: F811
     from diagnostics.models import CellImage
 
@@ -38,6 +73,7 @@ def test_screenshots(browser, live_server, clinician, reviewer, pending_user, pa
     add_cells(sample["id"], ["parasitized"] * 6 + ["uninfected"] * 20)
     add_cells(sample["id"], ["parasitized"] * 2, uncertain=True)
     cell = CellImage.objects.filter(sample_id=sample["id"]).first()
+    field = segmented_field(sample["id"])
     base = live_server.url
     sid, pid = sample["id"], patient["id"]
     shoot(browser, base, None, {"signin": "/signin", "model-card": "/model"})
@@ -56,9 +92,11 @@ def test_screenshots(browser, live_server, clinician, reviewer, pending_user, pa
             "sample": f"/samples/{sid}",
             "sample-uncertain": f"/samples/{sid}?show=uncertain",
             "cell": f"/images/{cell.pk}",
+            "sample-upload-fields": f"/samples/{sid}/upload?kind=fields",
+            "field": f"/fields/{field.pk}",
             "not-found": "/samples/999999",
         },
     )
     shoot(browser, base, reviewer.email, {"review-queue": "/reviews", "review": f"/samples/{sid}/review"})
     shoot(browser, base, pending_user.email, {"access-pending": "/"})
-    assert len(list(OUT.glob("*.png"))) >= 2 * 16
+    assert len(list(OUT.glob("*.png"))) >= 2 * 18
