@@ -26,15 +26,15 @@ from diagnostics.forms import PatientForm, ReviewForm, SampleForm
 from diagnostics.models import FieldStatus, Sample, SampleStatus
 from diagnostics.served_model import served_model
 from diagnostics.uploads import FIELD_LIMITS
+from worker.serving.results import MIN_CELLS_FOR_NEGATIVE
 
 PATIENTS_PER_PAGE = 25
 CELLS_PER_PAGE = 120
 QUEUE_PER_PAGE = 50
 CELL_FILTER_LABELS = {"all": "All", "parasitized": "Parasitized", "uncertain": "Uncertain", "failed": "Failed"}
-# The upload page's target for field photographs: WHO counts parasites against 500 to 2,000 red cells, and a
-# negative result needs at least the lower figure, so the page shows how far the sample's classified (counted)
-# red cells are from it.
-RED_CELLS_NEEDED = 500
+# The upload page's target for field photographs: the red cells a negative result needs (the result rule's
+# figure, WHO's lower count), against the sample's classified (counted) red cells so far.
+RED_CELLS_NEEDED = MIN_CELLS_FOR_NEGATIVE
 # How the field page names what a skipped object was (worker.serving.fields' kinds, and "duplicate").
 SKIPPED_KINDS = {"white cell": "White cell", "clump": "Clump", "small": "Debris or platelet", "duplicate": "Duplicate"}
 
