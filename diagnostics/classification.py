@@ -8,18 +8,16 @@ The Celery tasks in worker/tasks.py call cell_images_classify and cell_images_sw
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from diagnostics import services
+from diagnostics import services, work_queue
 from diagnostics.models import CellImage, CellImageStatus, Prediction
 from worker.serving.engine import CellClassification, get_classifier
 
@@ -137,43 +135,15 @@ def cell_outcomes_record(*, token: uuid.UUID, outcomes: Sequence[CellOutcome]) -
 
 def cell_images_release(*, token: uuid.UUID) -> list[int]:
     """Put a claim's unfinished images back in the queue (a transient error); returns their ids."""
-    with transaction.atomic():
-        ids = list(
-            CellImage.objects.filter(claim_token=token, status=CellImageStatus.PROCESSING).values_list("id", flat=True)
-        )
-        CellImage.objects.filter(pk__in=ids).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
-        for sample_id in set(CellImage.objects.filter(pk__in=ids).values_list("sample_id", flat=True)):
-            services.sample_refresh(sample_id=sample_id)
-    return ids
+    return work_queue.claim_release(CellImage, token=token)
 
 
 def cell_images_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
-    """Images stuck in 'processing' (their worker died) go back to the queue, or fail after max_attempts."""
-    limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
-    cutoff = timezone.now() - dt.timedelta(seconds=limit)
-    with transaction.atomic():
-        stalled = CellImage.objects.select_for_update(skip_locked=True).filter(
-            status=CellImageStatus.PROCESSING, claimed_at__lt=cutoff
-        )
-        rows = list(stalled.values_list("id", "attempts", "sample_id"))
-        retry = [row[0] for row in rows if row[1] < max_attempts]
-        give_up = [row[0] for row in rows if row[1] >= max_attempts]
-        CellImage.objects.filter(pk__in=retry).update(status=CellImageStatus.QUEUED, claim_token=None, claimed_at=None)
-        CellImage.objects.filter(pk__in=give_up).update(
-            status=CellImageStatus.FAILED,
-            claim_token=None,
-            error=f"classification did not finish after {max_attempts} attempts",
-        )
-        for sample_id in {row[2] for row in rows}:
-            services.sample_refresh(sample_id=sample_id)
-        # Queued images whose message was lost (a broker restarted empty) are sent again, and so are images
-        # never sent at all (the web process died between the upload's commit and its after-commit enqueue).
-        resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
-        lost = list(
-            CellImage.objects.filter(status=CellImageStatus.QUEUED)
-            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=resend_cutoff))
-            .values_list("id", flat=True)
-        )
-        if retry or lost:
-            transaction.on_commit(lambda: services.cell_images_enqueue(image_ids=retry + lost))
-    return retry + lost
+    """Images stuck in 'processing' go back to the queue (or fail after max_attempts); lost ones are sent again."""
+    return work_queue.sweep_stalled(
+        CellImage,
+        enqueue=lambda ids: services.cell_images_enqueue(image_ids=ids),
+        work="classification",
+        older_than_seconds=older_than_seconds,
+        max_attempts=max_attempts,
+    )

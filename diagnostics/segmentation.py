@@ -9,7 +9,6 @@ fields_sweep_stalled, nothing else.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import uuid
@@ -17,15 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
-from diagnostics import services
+from diagnostics import services, work_queue
 from diagnostics.models import CellImage, Field, FieldStatus
 from diagnostics.uploads import FIELD_MAX_PIXELS
 from worker.serving import field_engine
@@ -184,43 +182,15 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 def fields_release(*, token: uuid.UUID) -> list[int]:
     """Put a claim's unfinished fields back in the queue (a transient error); returns their ids."""
-    with transaction.atomic():
-        rows = list(
-            Field.objects.filter(claim_token=token, status=FieldStatus.PROCESSING).values_list("id", "sample_id")
-        )
-        Field.objects.filter(pk__in=[row[0] for row in rows]).update(
-            status=FieldStatus.QUEUED, claim_token=None, claimed_at=None
-        )
-        for sample_id in {row[1] for row in rows}:
-            services.sample_refresh(sample_id=sample_id)
-    return [row[0] for row in rows]
+    return work_queue.claim_release(Field, token=token)
 
 
 def fields_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
     """Fields stuck in 'processing' go back to the queue (or fail after max_attempts); lost ones are sent again."""
-    limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
-    cutoff = timezone.now() - dt.timedelta(seconds=limit)
-    with transaction.atomic():
-        stalled = Field.objects.select_for_update(skip_locked=True).filter(
-            status=FieldStatus.PROCESSING, claimed_at__lt=cutoff
-        )
-        rows = list(stalled.values_list("id", "attempts", "sample_id"))
-        retry = [row[0] for row in rows if row[1] < max_attempts]
-        give_up = [row[0] for row in rows if row[1] >= max_attempts]
-        Field.objects.filter(pk__in=retry).update(status=FieldStatus.QUEUED, claim_token=None, claimed_at=None)
-        Field.objects.filter(pk__in=give_up).update(
-            status=FieldStatus.FAILED,
-            claim_token=None,
-            error=f"segmentation did not finish after {max_attempts} attempts",
-        )
-        for sample_id in {row[2] for row in rows}:
-            services.sample_refresh(sample_id=sample_id)
-        resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
-        lost = list(
-            Field.objects.filter(status=FieldStatus.QUEUED)
-            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=resend_cutoff))
-            .values_list("id", flat=True)
-        )
-        if retry or lost:
-            transaction.on_commit(lambda: services.fields_enqueue(field_ids=retry + lost))
-    return retry + lost
+    return work_queue.sweep_stalled(
+        Field,
+        enqueue=lambda ids: services.fields_enqueue(field_ids=ids),
+        work="segmentation",
+        older_than_seconds=older_than_seconds,
+        max_attempts=max_attempts,
+    )

@@ -1,0 +1,66 @@
+"""What cell images and field photographs share as queued work: releasing a claim and sweeping stalled work.
+
+Both tables carry status (queued / processing / failed), claim_token, claimed_at, attempts, enqueued_at and
+created_at (docs/decisions.md, "Lost work"). Claiming and recording differ (what a claim yields, what an
+outcome writes) and stay with each kind; these two do not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from diagnostics import services
+
+QUEUED, PROCESSING, FAILED = "queued", "processing", "failed"
+
+
+def claim_release(model: type[models.Model], *, token: uuid.UUID) -> list[int]:
+    """Put a claim's unfinished rows back in the queue (a transient error); returns their ids."""
+    with transaction.atomic():
+        rows = list(model.objects.filter(claim_token=token, status=PROCESSING).values_list("id", "sample_id"))
+        model.objects.filter(pk__in=[row[0] for row in rows]).update(status=QUEUED, claim_token=None, claimed_at=None)
+        for sample_id in {row[1] for row in rows}:
+            services.sample_refresh(sample_id=sample_id)
+    return [row[0] for row in rows]
+
+
+def sweep_stalled(
+    model: type[models.Model],
+    *,
+    enqueue: Callable[[list[int]], None],
+    work: str,
+    older_than_seconds: int | None = None,
+    max_attempts: int = 3,
+) -> list[int]:
+    """Rows stuck in 'processing' (their worker died) go back to the queue, or fail after max_attempts; queued
+    rows whose message was lost (a broker restarted empty) or never sent (the web process died between the
+    upload's commit and its after-commit enqueue) are sent again. Returns the ids sent."""
+    limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
+    cutoff = timezone.now() - dt.timedelta(seconds=limit)
+    with transaction.atomic():
+        stalled = model.objects.select_for_update(skip_locked=True).filter(status=PROCESSING, claimed_at__lt=cutoff)
+        rows = list(stalled.values_list("id", "attempts", "sample_id"))
+        retry = [row[0] for row in rows if row[1] < max_attempts]
+        give_up = [row[0] for row in rows if row[1] >= max_attempts]
+        model.objects.filter(pk__in=retry).update(status=QUEUED, claim_token=None, claimed_at=None)
+        model.objects.filter(pk__in=give_up).update(
+            status=FAILED, claim_token=None, error=f"{work} did not finish after {max_attempts} attempts"
+        )
+        for sample_id in {row[2] for row in rows}:
+            services.sample_refresh(sample_id=sample_id)
+        resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
+        lost = list(
+            model.objects.filter(status=QUEUED)
+            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=resend_cutoff))
+            .values_list("id", flat=True)
+        )
+        if retry or lost:
+            transaction.on_commit(lambda: enqueue(retry + lost))
+    return retry + lost
