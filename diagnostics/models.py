@@ -146,6 +146,31 @@ class Sample(models.Model):
         return None
 
 
+class QueuedUpload(models.Model):
+    """An uploaded image that waits in a queue for a worker: a field photograph or a cell image.
+
+    The claim fields make "every item processed exactly once" possible (docs/decisions.md, "Lost work";
+    diagnostics/work_queue.py): a claim is a conditional UPDATE that sets claim_token and claimed_at.
+    """
+
+    original_filename = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)
+    byte_size = models.PositiveIntegerField()
+    error = models.CharField(max_length=300, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
 class FieldStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     PROCESSING = "processing", "Processing"
@@ -160,28 +185,15 @@ def field_path(instance: Field, filename: str) -> str:
     )
 
 
-class Field(models.Model):
+class Field(QueuedUpload):
     """A whole-field photograph of a sample's smear; its red cells become the sample's cell images once segmented."""
 
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="fields")
     file = models.FileField(upload_to=field_path, max_length=300)
-    original_filename = models.CharField(max_length=255)
-    sha256 = models.CharField(max_length=64)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    format = models.CharField(max_length=10)
-    byte_size = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=FieldStatus.choices, default=FieldStatus.QUEUED)
-    error = models.CharField(max_length=300, blank=True)
-    claim_token = models.UUIDField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     quality = models.JSONField(default=list, blank=True, help_text="Quality flags, e.g. 'out of focus'.")
     cell_diameter = models.FloatField(null=True, blank=True, help_text="Estimated red-cell diameter, pixels.")
     skipped = models.JSONField(default=list, blank=True, help_text="Objects left out: [{box: [x0, y0, x1, y1], kind}].")
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
@@ -206,23 +218,10 @@ def cell_image_path(instance: CellImage, filename: str) -> str:
     )
 
 
-class CellImage(models.Model):
+class CellImage(QueuedUpload):
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(upload_to=cell_image_path, max_length=300)
-    original_filename = models.CharField(max_length=255)
-    sha256 = models.CharField(max_length=64)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    format = models.CharField(max_length=10)
-    byte_size = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=CellImageStatus.choices, default=CellImageStatus.QUEUED)
-    error = models.CharField(max_length=300, blank=True)
-    claim_token = models.UUIDField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
     # A cell found on a field photograph: the field, its box there, and whether it counts (cells cut by the
     # image edge are classified but not counted: docs/decisions.md, "Fields").
     field = models.ForeignKey(Field, null=True, blank=True, on_delete=models.CASCADE, related_name="cells")
