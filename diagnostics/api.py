@@ -258,6 +258,17 @@ class FieldFileApi(APIView):
         return stored_file_response(field.file.name, field.format, f"field-{field.pk}")
 
 
+class FieldOverlayApi(APIView):
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request, field_id: int):
+        from diagnostics.segmentation import field_overlay
+
+        field = selectors.field_get(request.membership, field_id)
+        return HttpResponse(
+            field_overlay(field, selectors.field_cells(request.membership, field)), content_type="image/png"
+        )
+
+
 def stored_file_response(name: str, image_format: str, download_name: str) -> FileResponse:
     response = FileResponse(default_storage.open(name, "rb"), content_type=f"image/{image_format.lower()}")
     response["Content-Disposition"] = f'inline; filename="{download_name}.{image_format.lower()}"'

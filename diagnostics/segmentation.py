@@ -27,6 +27,7 @@ from diagnostics import services, work_queue
 from diagnostics.models import CellImage, Field, FieldStatus
 from diagnostics.uploads import FIELD_MAX_PIXELS
 from worker.serving import field_engine
+from worker.serving import field_overlay as field_overlay_module
 from worker.serving.fields import COUNTED, EDGE, FieldAnalysis, analyse_field, cell_chip
 
 
@@ -194,3 +195,24 @@ def fields_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts:
         older_than_seconds=older_than_seconds,
         max_attempts=max_attempts,
     )
+
+
+def field_overlay(field: Field, cells: Iterable[CellImage]) -> bytes:
+    """The photograph with every cell found (by the model's label) and every object left out, as a PNG."""
+    rgb = decode_field(_read_stored(field.file.name))
+    boxes = [
+        field_overlay_module.OverlayBox(box=tuple(cell.box), category=_overlay_category(cell), counted=cell.counted)
+        for cell in cells
+        if cell.box
+    ]
+    boxes += [field_overlay_module.OverlayBox(box=tuple(o["box"]), category="left out") for o in field.skipped]
+    return field_overlay_module.field_overlay_png(rgb, boxes)
+
+
+def _overlay_category(cell: CellImage) -> str:
+    prediction = getattr(cell, "prediction", None)
+    if cell.status == "failed":
+        return "failed"
+    if prediction is None:
+        return "pending"
+    return "uncertain" if prediction.uncertain else prediction.label

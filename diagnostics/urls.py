@@ -15,6 +15,7 @@ api_v1 = [
     path("samples/<int:sample_id>/fields", api.SampleFieldsApi.as_view(), name="sample-fields"),
     path("fields/<int:field_id>", api.FieldDetailApi.as_view(), name="field"),
     path("fields/<int:field_id>/file", api.FieldFileApi.as_view(), name="field-file"),
+    path("fields/<int:field_id>/overlay.png", api.FieldOverlayApi.as_view(), name="field-overlay"),
     path("samples/<int:sample_id>/reviews", api.SampleReviewsApi.as_view(), name="sample-reviews"),
     path("images/<int:image_id>", api.CellImageDetailApi.as_view(), name="image"),
     path("images/<int:image_id>/file", api.CellImageFileApi.as_view(), name="image-file"),

@@ -116,3 +116,18 @@ def test_a_stalled_field_is_put_back_in_the_queue(field):
     assert segmentation.field_cells_record(token=token, field_id=field.pk, rgb=rgb, analysis=analysis) == 0
     assert not CellImage.objects.filter(field=field).exists()
     assert Field.objects.get(pk=field.pk).status == FieldStatus.QUEUED
+
+
+def test_the_overlay_shows_each_cell_by_the_models_label(field):
+    from worker.serving.field_overlay import COLOURS
+
+    segmentation.fields_segment(field_ids=[field.pk])
+    cells = list(CellImage.objects.filter(field=field, counted=True).order_by("id"))
+    PredictionFactory(image=cells[0], label="parasitized", probability=0.97)
+    field.refresh_from_db()
+    overlay = Image.open(io.BytesIO(segmentation.field_overlay(field, CellImage.objects.filter(field=field))))
+    assert overlay.size == (1280, 960)
+    x0, y0, x1, _ = cells[0].box
+    assert overlay.getpixel(((x0 + x1) // 2, y0)) == COLOURS["parasitized"]
+    x0, y0, x1, _ = cells[1].box
+    assert overlay.getpixel(((x0 + x1) // 2, y0)) == COLOURS["pending"], "not yet classified"

@@ -35,6 +35,7 @@ ENDPOINTS = {
     "sample-fields-upload": ("post", "/api/v1/samples/{sample}/fields"),
     "field-get": ("get", "/api/v1/fields/{field}"),
     "field-file": ("get", "/api/v1/fields/{field}/file"),
+    "field-overlay": ("get", "/api/v1/fields/{field}/overlay.png"),
     "image-get": ("get", "/api/v1/images/{image}"),
     "image-file": ("get", "/api/v1/images/{image}/file"),
     "image-heatmap": ("get", "/api/v1/images/{image}/heatmap"),
@@ -55,6 +56,7 @@ LAB_A_OBJECT_ENDPOINTS = [
     "sample-fields-upload",
     "field-get",
     "field-file",
+    "field-overlay",
     "image-get",
     "image-file",
     "image-heatmap",
@@ -182,6 +184,10 @@ def assert_lab_a_member_sees(endpoint: str, response, objects, lab_a):
     elif endpoint == "field-file":
         assert response["Content-Type"] == "image/png"
         assert content(response) == objects.photograph
+    elif endpoint == "field-overlay":
+        assert response["Content-Type"] == "image/png"
+        original = Image.open(io.BytesIO(objects.photograph))
+        assert Image.open(io.BytesIO(content(response))).size == original.size
     elif endpoint == "image-get":
         assert response.json()["id"] == objects.image.pk
         assert response.json()["prediction"]["label"] == "uninfected"
@@ -212,6 +218,7 @@ MEMBER_STATUS = {
     "sample-fields-upload": 400,
     "field-get": 200,
     "field-file": 200,
+    "field-overlay": 200,
     "image-get": 200,
     "image-file": 200,
     "image-heatmap": 200,
