@@ -43,6 +43,7 @@ from diagnostics.models import (
     SampleStatus,
     Sex,
 )
+from diagnostics.served_model import served_model
 from diagnostics.uploads import FIELD_LIMITS, RejectedFile, UploadLimits, ValidatedCell, validate_upload
 from worker.serving.results import CellTally, sample_result
 
@@ -354,6 +355,7 @@ def sample_refresh(*, sample_id: int) -> Sample:
             n_uncertain=Count("id", filter=Q(uncertain=True)),
             n_confident_parasitized=Count("id", filter=Q(label=Label.PARASITIZED, uncertain=False)),
             n_uncertain_uninfected=Count("id", filter=Q(label=Label.UNINFECTED, uncertain=True)),
+            n_from_fields=Count("id", filter=Q(image__field__isnull=False)),
         )
         uncounted_pending = CellImage.objects.filter(
             sample_id=sample_id, counted=False, status__in=[CellImageStatus.QUEUED, CellImageStatus.PROCESSING]
@@ -372,8 +374,10 @@ def sample_refresh(*, sample_id: int) -> Sample:
             uncertain=sample.uncertain_count,
             confident_parasitized=predictions["n_confident_parasitized"],
             uncertain_uninfected=predictions["n_uncertain_uninfected"],
+            field_cells=predictions["n_from_fields"],
         )
-        outcome = sample_result(tally)
+        card = served_model().card
+        outcome = sample_result(tally, validated_on_fields=bool(card and card.validated_on_fields))
         sample.parasitemia = outcome.parasitemia
         sample.parasitemia_low = outcome.parasitemia_low
         sample.parasitemia_high = outcome.parasitemia_high

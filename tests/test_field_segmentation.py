@@ -131,3 +131,15 @@ def test_the_overlay_shows_each_cell_by_the_models_label(field):
     assert overlay.getpixel(((x0 + x1) // 2, y0)) == COLOURS["parasitized"]
     x0, y0, x1, _ = cells[1].box
     assert overlay.getpixel(((x0 + x1) // 2, y0)) == COLOURS["pending"], "not yet classified"
+
+
+def test_a_sample_of_field_cells_waits_for_a_reviewer_while_the_model_is_not_validated_on_fields(field):
+    segmentation.fields_segment(field_ids=[field.pk])
+    for cell in CellImage.objects.filter(field=field):
+        PredictionFactory(image=cell, label="parasitized", probability=0.99)
+    CellImage.objects.filter(field=field).update(status=CellImageStatus.CLASSIFIED)
+    sample = sample_refresh(sample_id=field.sample_id)
+    assert sample.status == "complete"
+    assert sample.result == "indeterminate"
+    assert "not been validated" in sample.result_reason
+    assert sample.parasitemia == 1.0

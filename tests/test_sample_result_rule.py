@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -206,3 +207,17 @@ def test_binomial_tail_matches_scipy():
                 assert binomial_quantile(q, n, p) == int(stats.binom.ppf(q, n, p)), (q, n, p)
             for k in {0, 1, int(n * p), int(n * p + 3 * math.sqrt(n * p) + 1)}:
                 assert binomial_cdf(k, n, p) == pytest.approx(stats.binom.cdf(k, n, p), rel=1e-9, abs=1e-12), (k, n, p)
+
+
+def test_cells_from_fields_get_no_automatic_result_from_a_model_not_validated_on_fields():
+    clear_positive = tally(parasitized=40, uninfected=960)
+    from_fields = dataclasses.replace(clear_positive, field_cells=1000)
+    assert sample_result(clear_positive).result == "positive"
+    unvalidated = sample_result(from_fields)
+    assert unvalidated.result == "indeterminate"
+    assert unvalidated.reason == (
+        "1000 of 1000 red cells come from field photographs, on which the served model has not been validated: "
+        "a reviewer must read this sample"
+    )
+    assert unvalidated.parasitemia == 0.04, "the count is still shown"
+    assert sample_result(from_fields, validated_on_fields=True).result == "positive"

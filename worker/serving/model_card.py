@@ -53,6 +53,11 @@ class ModelCard:
         return self.data["version"]
 
     @property
+    def validated_on_fields(self) -> bool:
+        """Whether the model was validated on cells cut from whole-field photographs (not only on crops)."""
+        return bool(self.data.get("validated_on_fields", False))
+
+    @property
     def input_size(self) -> int:
         return int(self.data["input_size"])
 

@@ -44,6 +44,7 @@ class CellTally:
     uncertain: int
     confident_parasitized: int
     uncertain_uninfected: int
+    field_cells: int = 0  # of the classified cells, those cut from whole-field photographs
 
     @property
     def suspect(self) -> int:
@@ -111,8 +112,14 @@ def parasitemia(tally: CellTally) -> float | None:
     return tally.parasitized / tally.classified if tally.classified else None
 
 
-def sample_result(tally: CellTally) -> SampleResult:
-    """The result, the reason shown to the reviewer and the parasitemia with its 95 % interval."""
+def sample_result(tally: CellTally, *, validated_on_fields: bool = False) -> SampleResult:
+    """The result, the reason shown to the reviewer and the parasitemia with its 95 % interval.
+
+    The false-positive rates below were measured on single-cell crops. A model not validated on cells cut
+    from field photographs (its card says) gives no automatic result for samples holding such cells: the
+    NIH-only model calls about 5 % of uninfected field cells parasitized (docs/benchmarks.md), which would
+    make almost every healthy smear "positive".
+    """
     n = tally.classified
     if n == 0:
         return SampleResult("", "", None, None, None)
@@ -120,6 +127,13 @@ def sample_result(tally: CellTally) -> SampleResult:
 
     def done(result: str, reason: str) -> SampleResult:
         return SampleResult(result, reason, tally.parasitized / n, low, high)
+
+    if tally.field_cells and not validated_on_fields:
+        return done(
+            "indeterminate",
+            f"{tally.field_cells} of {n} red cells come from field photographs, on which the served model has "
+            "not been validated: a reviewer must read this sample",
+        )
 
     sure = tally.confident_parasitized
     if sure >= POSITIVE_MIN_CELLS and wilson_interval(sure, n)[0] > CONFIDENT_FALSE_POSITIVE_RATE:
