@@ -54,8 +54,8 @@ def cell_images_classify(*, image_ids: Sequence[int]) -> int:
             else:
                 outcomes.append(CellOutcome(image_id=image_id, error=result.error))
         return cell_outcomes_record(token=token, outcomes=outcomes)
-    except BaseException:
-        cell_images_release(token=token)
+    except BaseException as exc:
+        cell_images_release(token=token, error=exc)
         raise
 
 
@@ -133,12 +133,14 @@ def cell_outcomes_record(*, token: uuid.UUID, outcomes: Sequence[CellOutcome]) -
     return len(outcomes)
 
 
-def cell_images_release(*, token: uuid.UUID) -> list[int]:
-    """Put a claim's unfinished images back in the queue (a transient error); returns their ids."""
-    return work_queue.claim_release(CellImage, token=token)
+def cell_images_release(*, token: uuid.UUID, error: BaseException | None = None) -> list[int]:
+    """Put a claim's unfinished images back in the queue, or fail those tried too often; returns the ids queued."""
+    return work_queue.claim_release(CellImage, token=token, error=error, work="classification")
 
 
-def cell_images_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
+def cell_images_sweep_stalled(
+    *, older_than_seconds: int | None = None, max_attempts: int = work_queue.MAX_ATTEMPTS
+) -> list[int]:
     """Images stuck in 'processing' go back to the queue (or fail after max_attempts); lost ones are sent again."""
     return work_queue.sweep_stalled(
         CellImage,

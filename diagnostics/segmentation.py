@@ -51,8 +51,8 @@ def fields_segment(*, field_ids: Sequence[int]) -> int:
                 done += field_fail(token=token, field_id=field.id, error=str(exc))
                 continue
             done += field_cells_record(token=token, field_id=field.id, rgb=rgb, analysis=analyse_field(rgb))
-    except BaseException:
-        fields_release(token=token)
+    except BaseException as exc:
+        fields_release(token=token, error=exc)
         raise
     return done
 
@@ -181,12 +181,14 @@ def png_size(png: bytes) -> tuple[int, int]:
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
-def fields_release(*, token: uuid.UUID) -> list[int]:
-    """Put a claim's unfinished fields back in the queue (a transient error); returns their ids."""
-    return work_queue.claim_release(Field, token=token)
+def fields_release(*, token: uuid.UUID, error: BaseException | None = None) -> list[int]:
+    """Put a claim's unfinished fields back in the queue, or fail those tried too often; returns the ids queued."""
+    return work_queue.claim_release(Field, token=token, error=error, work="segmentation")
 
 
-def fields_sweep_stalled(*, older_than_seconds: int | None = None, max_attempts: int = 3) -> list[int]:
+def fields_sweep_stalled(
+    *, older_than_seconds: int | None = None, max_attempts: int = work_queue.MAX_ATTEMPTS
+) -> list[int]:
     """Fields stuck in 'processing' go back to the queue (or fail after max_attempts); lost ones are sent again."""
     return work_queue.sweep_stalled(
         Field,

@@ -8,27 +8,56 @@ outcome writes) and stay with each kind; these two do not.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from diagnostics import services
 
 QUEUED, PROCESSING, FAILED = "queued", "processing", "failed"
+# A row is tried this many times (claims) before it fails for good: by the sweeper when its worker keeps dying,
+# by claim_release when the work itself keeps raising.
+MAX_ATTEMPTS = 3
+# The database or the connection to it, not the work: the task retries these (worker/tasks.py) and a row
+# is never failed for them.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+logger = logging.getLogger(__name__)
 
 
-def claim_release(model: type[models.Model], *, token: uuid.UUID) -> list[int]:
-    """Put a claim's unfinished rows back in the queue (a transient error); returns their ids."""
+def claim_release(
+    model: type[models.Model], *, token: uuid.UUID, error: BaseException | None = None, work: str = "the work"
+) -> list[int]:
+    """Put a claim's unfinished rows back in the queue; returns the ids queued again.
+
+    After an error that is not transient (a bug, or a file that crashes the detector or the interpreter), rows
+    already claimed MAX_ATTEMPTS times fail with a message instead: one poisonous file must not travel between
+    the worker and the sweeper for ever, holding its sample in "processing".
+    """
+    give_up_after = None if error is None or isinstance(error, TRANSIENT_ERRORS) else MAX_ATTEMPTS
     with transaction.atomic():
-        rows = list(model.objects.filter(claim_token=token, status=PROCESSING).values_list("id", "sample_id"))
-        model.objects.filter(pk__in=[row[0] for row in rows]).update(status=QUEUED, claim_token=None, claimed_at=None)
+        rows = list(
+            model.objects.filter(claim_token=token, status=PROCESSING).values_list("id", "sample_id", "attempts")
+        )
+        give_up = [row[0] for row in rows if give_up_after is not None and row[2] >= give_up_after]
+        retry = [row[0] for row in rows if row[0] not in give_up]
+        model.objects.filter(pk__in=retry).update(status=QUEUED, claim_token=None, claimed_at=None)
+        if give_up:
+            logger.error("%s failed %d times on %s %s", work, MAX_ATTEMPTS, model.__name__, give_up, exc_info=error)
+            model.objects.filter(pk__in=give_up).update(
+                status=FAILED,
+                claim_token=None,
+                error=f"{work} failed on {MAX_ATTEMPTS} attempts with an internal error ({type(error).__name__}); "
+                "the error is logged for the team",
+            )
         for sample_id in {row[1] for row in rows}:
             services.sample_refresh(sample_id=sample_id)
-    return [row[0] for row in rows]
+    return retry
 
 
 def sweep_stalled(
@@ -37,7 +66,7 @@ def sweep_stalled(
     enqueue: Callable[[list[int]], None],
     work: str,
     older_than_seconds: int | None = None,
-    max_attempts: int = 3,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> list[int]:
     """Rows stuck in 'processing' (their worker died) go back to the queue, or fail after max_attempts; queued
     rows whose message was lost (a broker restarted empty) or never sent (the web process died between the

@@ -186,3 +186,16 @@ def test_the_sweeper_sends_images_that_were_never_sent(stored_sample, settings, 
     assert queued_tasks() == [(CLASSIFY, [[never_sent.pk]])]
     assert CellImage.objects.get(pk=never_sent.pk).enqueued_at is not None
     assert CellImage.objects.get(pk=just_uploaded.pk).enqueued_at is None
+
+
+def test_images_that_keep_crashing_the_engine_fail_on_the_third_attempt(queued, stored_sample):
+    ids = [image.pk for image in queued]
+    for _ in (1, 2):
+        token, _ = cell_images_claim(image_ids=ids)
+        assert sorted(cell_images_release(token=token, error=RuntimeError("interpreter crashed"))) == ids
+        assert statuses(queued) == ["queued"] * 3
+    token, _ = cell_images_claim(image_ids=ids)
+    assert cell_images_release(token=token, error=RuntimeError("interpreter crashed")) == []
+    assert statuses(queued) == ["failed"] * 3
+    assert CellImage.objects.get(pk=ids[0]).error.startswith("classification failed on 3 attempts")
+    assert Sample.objects.get(pk=stored_sample.pk).failed_count == 3

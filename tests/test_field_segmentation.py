@@ -143,3 +143,40 @@ def test_a_sample_of_field_cells_waits_for_a_reviewer_while_the_model_is_not_val
     assert sample.result == "indeterminate"
     assert "not been validated" in sample.result_reason
     assert sample.parasitemia == 1.0
+
+
+def test_a_photograph_that_crashes_the_detector_is_tried_again_then_fails_with_a_reason(field, monkeypatch):
+    """A bug the photograph triggers must not loop between the worker and the sweeper for ever."""
+
+    def crash(rgb):
+        raise ZeroDivisionError("a detector bug")
+
+    monkeypatch.setattr(segmentation, "analyse_field", crash)
+    for attempt in (1, 2):
+        with pytest.raises(ZeroDivisionError):
+            segmentation.fields_segment(field_ids=[field.pk])
+        field.refresh_from_db()
+        assert (field.status, field.attempts) == (FieldStatus.QUEUED, attempt), "queued again for the sweeper to send"
+    with pytest.raises(ZeroDivisionError):
+        segmentation.fields_segment(field_ids=[field.pk])
+    field.refresh_from_db()
+    assert (field.status, field.attempts) == (FieldStatus.FAILED, 3)
+    assert field.error == (
+        "segmentation failed on 3 attempts with an internal error (ZeroDivisionError); the error is logged for the team"
+    )
+    assert Sample.objects.get(pk=field.sample_id).status == "complete"
+    assert segmentation.fields_sweep_stalled(older_than_seconds=0) == [], "nothing left to send"
+
+
+def test_a_database_outage_never_fails_a_field(field, monkeypatch):
+    from django.db import OperationalError
+
+    def outage(rgb):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(segmentation, "analyse_field", outage)
+    for attempt in (1, 2, 3, 4):
+        with pytest.raises(OperationalError):
+            segmentation.fields_segment(field_ids=[field.pk])
+        field.refresh_from_db()
+        assert (field.status, field.attempts) == (FieldStatus.QUEUED, attempt)

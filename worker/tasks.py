@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_process_init
-from django.db import InterfaceError, OperationalError
 
 from diagnostics import classification, segmentation
+from diagnostics.work_queue import TRANSIENT_ERRORS
 from worker.serving.engine import get_classifier
-
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 @worker_process_init.connect
