@@ -68,9 +68,9 @@ format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Trains, calibrates and writes worker/model/ (at most 45 minutes on 2 cores).
+# Trains on NIH cells and IML field chips, calibrates and writes worker/model/ (about 14 minutes on 2 cores).
 train: install-dev
-	$(PY) -m worker.training train --data $(DATA)
+	$(PY) -m worker.training train --data $(DATA) --fields $(FIELDS)
 
 evaluate: install-dev
 	$(PY) -m worker.training evaluate --data $(DATA) --out out/evaluation $(if $(SPLIT),--split $(SPLIT))
@@ -89,7 +89,7 @@ bench-fields: install-dev
 	$(PY) -m worker.tools.bench_fields --data $(if $(filter command line,$(origin DATA)),$(DATA),$(FIELDS))
 
 bench-e2e: install-dev
-	$(PY) -m worker.tools.bench_e2e --data $(DATA)
+	$(PY) -m worker.tools.bench_e2e --data $(DATA) --fields-data $(FIELDS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache var/test-media static/build

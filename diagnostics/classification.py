@@ -33,14 +33,16 @@ def cell_images_classify(*, image_ids: Sequence[int]) -> int:
         return 0  # already done by an earlier delivery of this task
     try:
         outcomes: list[CellOutcome] = []
-        readable: list[tuple[int, bytes]] = []
+        readable: list[tuple[int, bytes, bool]] = []
         for image in claimed:
             try:
-                readable.append((image.id, _read_stored(image.file_name)))
+                readable.append((image.id, _read_stored(image.file_name), image.from_field))
             except OSError as exc:
                 outcomes.append(CellOutcome(image_id=image.id, error=f"stored file cannot be read: {exc}"))
-        results = get_classifier().classify([data for _, data in readable])
-        for (image_id, _), result in zip(readable, results, strict=True):
+        results = get_classifier().classify(
+            [data for _, data, _ in readable], from_field=[from_field for _, _, from_field in readable]
+        )
+        for (image_id, _, _), result in zip(readable, results, strict=True):
             if isinstance(result, CellClassification):
                 outcomes.append(
                     CellOutcome(
@@ -68,6 +70,7 @@ def _read_stored(name: str) -> bytes:
 class ClaimedImage:
     id: int
     file_name: str
+    from_field: bool = False  # a chip the worker cut from a field photograph: the field threshold applies
 
 
 def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedImage]]:
@@ -78,10 +81,10 @@ def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[Clai
     )
     if not claimed:
         return token, []
-    rows = CellImage.objects.filter(claim_token=token).values_list("id", "file", "sample_id")
+    rows = CellImage.objects.filter(claim_token=token).values_list("id", "file", "sample_id", "field_id")
     for sample_id in {row[2] for row in rows}:
         services.sample_refresh(sample_id=sample_id)
-    return token, [ClaimedImage(id=row[0], file_name=row[1]) for row in rows]
+    return token, [ClaimedImage(id=row[0], file_name=row[1], from_field=row[3] is not None) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from diagnostics.models import (
 )
 from diagnostics.served_model import served_model
 from diagnostics.uploads import FIELD_LIMITS, RejectedFile, UploadLimits, ValidatedCell, validate_upload
-from worker.serving.results import CellTally, sample_result
+from worker.serving.results import LEGACY_RATES, CellTally, sample_result
 
 CLASSIFY_TASK = "worker.tasks.classify_cell_images"
 SEGMENT_TASK = "worker.tasks.segment_fields"
@@ -377,7 +377,7 @@ def sample_refresh(*, sample_id: int) -> Sample:
             field_cells=predictions["n_from_fields"],
         )
         card = served_model().card
-        outcome = sample_result(tally, validated_on_fields=bool(card and card.validated_on_fields))
+        outcome = sample_result(tally, card.rule_rates if card else LEGACY_RATES)
         sample.parasitemia = outcome.parasitemia
         sample.parasitemia_low = outcome.parasitemia_low
         sample.parasitemia_high = outcome.parasitemia_high

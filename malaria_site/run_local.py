@@ -60,7 +60,8 @@ def var_folders_create(var: Path = VAR) -> None:
 
 
 def worker_command(var: Path = VAR) -> list[str]:
-    """One Celery worker with the periodic sweeper (-B) beside it."""
+    """One Celery worker of two processes (a field's segmentation is mostly one core's work: two fields at a
+    time use both), with the periodic sweeper (-B) beside it."""
     return [
         sys.executable,
         "-m",
@@ -70,7 +71,7 @@ def worker_command(var: Path = VAR) -> list[str]:
         "worker",
         "-B",
         "--concurrency",
-        "1",
+        "2",
         "--schedule",
         str(var / "celerybeat-schedule"),
         "--loglevel",

@@ -67,6 +67,26 @@ def test_a_broken_image_fails_alone(classifier):
 
 
 @pytest.mark.pure
+def test_chips_cut_from_fields_are_judged_at_the_field_threshold_and_band(classifier):
+    card = classifier.card
+    assert card.field_threshold != card.threshold, "the shipped model has a field threshold of its own"
+    between = (card.threshold + card.field_threshold) / 2
+    as_cell, as_chip = classifier.verdict(between), classifier.verdict(between, from_field=True)
+    assert as_cell.probability == as_chip.probability == between
+    assert as_cell.label == (PARASITIZED if between >= card.threshold else UNINFECTED)
+    assert as_chip.label == (PARASITIZED if between >= card.field_threshold else UNINFECTED)
+    assert as_cell.label != as_chip.label
+    low, high = card.field_uncertain_band
+    assert classifier.verdict(low, from_field=True).uncertain and classifier.verdict(high, from_field=True).uncertain
+    images = [data for _, data in generated_cells(3)]
+    cells = classifier.classify(images)
+    chips = classifier.classify(images, from_field=[True, False, True])
+    assert [c.probability for c in cells] == [c.probability for c in chips]
+    assert chips[0] == classifier.verdict(cells[0].probability, from_field=True)
+    assert chips[1] == cells[1]
+
+
+@pytest.mark.pure
 def test_empty_batch(classifier):
     assert classifier.classify([]) == []
 

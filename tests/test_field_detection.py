@@ -46,6 +46,20 @@ def test_every_separate_cell_is_found_once_with_its_size():
         assert sum(o.box[0] <= x < o.box[2] and o.box[1] <= y < o.box[3] for o in found) == 1
 
 
+def test_a_cells_box_reaches_its_pale_rim():
+    """A real cell's rim is paler than its body and blurs into the background; the box must still hold it."""
+    radius, centres = 36, grid(step=130)
+    field = drawn_field(centres, radius=radius)
+    for x, y in centres:  # a pale ring of 5 px between the body and the background
+        cv2.circle(field, (x, y), radius + 5, (208, 190, 196), 5)
+    analysis = analyse_field(field)
+    found = [o for o in analysis.objects if o.kind == COUNTED]
+    assert len(found) == len(centres)
+    for o in found:
+        width, height = o.box[2] - o.box[0], o.box[3] - o.box[1]
+        assert 2 * radius + 2 <= width <= 2 * radius + 16 and 2 * radius + 2 <= height <= 2 * radius + 16
+
+
 def test_touching_cells_are_split():
     pairs = [(300, 300), (366, 300), (700, 500), (700, 566), (1000, 300), (1060, 330)]
     analysis = analyse_field(drawn_field(pairs + grid(step=400, margin=150)))

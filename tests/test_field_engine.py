@@ -50,3 +50,31 @@ def test_a_phone_photograph_is_turned_upright_before_cells_are_found(engine):
     (cell,) = result.cells
     x0, y0, x1, y1 = cell.found.box
     assert x0 < 960 - 480 < x1 and y0 < 300 < y1
+
+
+def test_white_cell_look_alikes_called_parasitized_are_red_cells_after_all():
+    import numpy as np
+
+    from worker.serving.engine import PARASITIZED, UNINFECTED, CellClassification
+    from worker.serving.field_engine import settle
+    from worker.serving.fields import COUNTED, EDGE, WHITE_CELL, FieldAnalysis, FoundObject
+
+    objects = [
+        FoundObject((0, 0, 10, 10), COUNTED, 1),
+        FoundObject((20, 0, 30, 10), WHITE_CELL, 2),  # a gametocyte filling its cell
+        FoundObject((40, 0, 50, 10), WHITE_CELL, 3),  # a real white cell
+        FoundObject((0, 50, 10, 60), WHITE_CELL, 4, at_edge=True),  # a parasitized cell cut by the edge
+    ]
+    analysis = FieldAnalysis(60, 60, 10.0, objects, (), 1.0, np.zeros((60, 60), np.int32))
+    assert analysis.look_alikes == objects[1:]
+
+    def verdict(label):
+        return CellClassification(0.9 if label == PARASITIZED else 0.1, label, uncertain=False, model_version="m")
+
+    verdicts = [verdict(UNINFECTED), verdict(PARASITIZED), verdict(UNINFECTED), verdict(PARASITIZED)]
+    settled = settle(analysis, objects, verdicts)
+    assert [o.kind for o in settled.objects] == [COUNTED, COUNTED, WHITE_CELL, EDGE]
+    assert [o.label for o in settled.red_cells] == [1, 2, 4]
+    assert analysis.objects[1].kind == WHITE_CELL, "the analysis itself is left as it was"
+    only_look_alikes = settle(analysis, objects[1:], verdicts[1:])
+    assert only_look_alikes == settled, "the worker settles look-alikes alone, before the red cells are classified"

@@ -9,10 +9,12 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from diagnostics import segmentation
-from diagnostics.models import CellImage, CellImageStatus, Field, FieldStatus, Sample
+from diagnostics.models import CellImage, CellImageStatus, Field, FieldStatus, Prediction, Sample
 from diagnostics.services import sample_refresh
-from tests.factories import FieldFactory, PredictionFactory
+from tests.factories import FieldFactory
 from tests.test_field_detection import drawn_field
+from worker.serving.engine import get_classifier
+from worker.serving.field_engine import classify_field
 from worker.serving.fields import analyse_field
 
 pytestmark = pytest.mark.django_db
@@ -54,14 +56,28 @@ def test_each_red_cell_becomes_a_cell_image_with_its_box(field):
     for x, y in WHOLE:
         assert sum(c.box[0] <= x < c.box[2] and c.box[1] <= y < c.box[3] for c in counted) == 1
     assert edge[0].box[2] >= 1270, "the cut cell reaches the right edge"
-    assert {c.status for c in cells} == {CellImageStatus.QUEUED}
+    assert {c.status for c in cells} == {CellImageStatus.CLASSIFIED}, "classified while segmenting"
     assert all(c.original_filename.startswith("smear-1.png#") for c in cells)
     chip = Image.open(default_storage.open(counted[0].file.name))
     assert chip.format == "PNG" and chip.size == (counted[0].width, counted[0].height)
     assert chip.getpixel((0, 0)) == (0, 0, 0), "outside the cell is black, as in the NIH crops"
     sample = Sample.objects.get(pk=field.sample_id)
-    assert sample.total_count == len(WHOLE) and sample.queued_count == len(WHOLE)
-    assert sample.status == "processing"
+    assert sample.total_count == sample.classified_count == len(WHOLE), "the cut cell is classified, not counted"
+    assert sample.status == "complete"
+
+
+def test_each_cell_is_classified_from_its_chip_at_the_field_threshold(field):
+    from worker.serving.engine import get_classifier
+
+    segmentation.fields_segment(field_ids=[field.pk])
+    cells = list(CellImage.objects.filter(field=field).select_related("prediction").order_by("id"))
+    classifier = get_classifier()
+    stored = [default_storage.open(c.file.name).read() for c in cells]
+    again = classifier.classify(stored, from_field=[True] * len(stored))
+    for cell, verdict in zip(cells, again, strict=True):
+        assert cell.prediction.probability == pytest.approx(verdict.probability, abs=1e-6), "same pixels, same call"
+        assert (cell.prediction.label, cell.prediction.uncertain) == (verdict.label, verdict.uncertain)
+        assert cell.prediction.model_version == classifier.card.version
 
 
 def test_segmenting_twice_does_nothing_the_second_time(field):
@@ -94,10 +110,8 @@ def test_a_field_without_cells_is_segmented_and_flagged(stored_sample):
 
 def test_sample_counts_leave_out_cells_cut_by_the_edge(field):
     segmentation.fields_segment(field_ids=[field.pk])
-    for cell in CellImage.objects.filter(field=field):
-        # Every cell parasitized, the cut one too: only the 12 whole cells may count.
-        PredictionFactory(image=cell, label="parasitized")
-    CellImage.objects.filter(field=field).update(status=CellImageStatus.CLASSIFIED)
+    # Every cell parasitized, the cut one too: only the 12 whole cells may count.
+    Prediction.objects.filter(image__field=field).update(label="parasitized", probability=0.97, uncertain=False)
     sample = sample_refresh(sample_id=field.sample_id)
     assert sample.status == "complete"
     assert sample.total_count == sample.classified_count == sample.parasitized_count == len(WHOLE)
@@ -112,8 +126,8 @@ def test_a_stalled_field_is_put_back_in_the_queue(field):
     assert field.status == FieldStatus.QUEUED
     # The old claim no longer holds: its outcome is dropped.
     rgb = drawn_field(WHOLE)
-    analysis = analyse_field(rgb)
-    assert segmentation.field_cells_record(token=token, field_id=field.pk, rgb=rgb, analysis=analysis) == 0
+    analysis, cells = classify_field(rgb, analyse_field(rgb), get_classifier())
+    assert segmentation.field_cells_record(token=token, field_id=field.pk, analysis=analysis, cells=cells) == 0
     assert not CellImage.objects.filter(field=field).exists()
     assert Field.objects.get(pk=field.pk).status == FieldStatus.QUEUED
 
@@ -123,7 +137,9 @@ def test_the_overlay_shows_each_cell_by_the_models_label(field):
 
     segmentation.fields_segment(field_ids=[field.pk])
     cells = list(CellImage.objects.filter(field=field, counted=True).order_by("id"))
-    PredictionFactory(image=cells[0], label="parasitized", probability=0.97)
+    Prediction.objects.filter(image=cells[0]).update(label="parasitized", probability=0.97, uncertain=False)
+    Prediction.objects.filter(image=cells[1]).delete()
+    CellImage.objects.filter(pk=cells[1].pk).update(status=CellImageStatus.QUEUED)
     field.refresh_from_db()
     overlay = Image.open(io.BytesIO(segmentation.field_overlay(field, CellImage.objects.filter(field=field))))
     assert overlay.size == (1280, 960)
@@ -133,15 +149,20 @@ def test_the_overlay_shows_each_cell_by_the_models_label(field):
     assert overlay.getpixel(((x0 + x1) // 2, y0)) == COLOURS["pending"], "not yet classified"
 
 
-def test_a_sample_of_field_cells_waits_for_a_reviewer_while_the_model_is_not_validated_on_fields(field):
+def test_a_sample_of_field_cells_is_judged_at_the_served_models_field_rates(field):
+    from diagnostics.served_model import served_model
+    from worker.serving.results import CellTally, sample_result
+
     segmentation.fields_segment(field_ids=[field.pk])
-    for cell in CellImage.objects.filter(field=field):
-        PredictionFactory(image=cell, label="parasitized", probability=0.99)
-    CellImage.objects.filter(field=field).update(status=CellImageStatus.CLASSIFIED)
+    Prediction.objects.filter(image__field=field).update(label="parasitized", probability=0.99, uncertain=False)
     sample = sample_refresh(sample_id=field.sample_id)
     assert sample.status == "complete"
-    assert sample.result == "indeterminate"
-    assert "not been validated" in sample.result_reason
+    counted = len(WHOLE)
+    expected = sample_result(
+        CellTally(counted, counted, 0, counted, 0, field_cells=counted), served_model().card.rule_rates
+    )
+    assert (sample.result, sample.result_reason) == (expected.result, expected.reason)
+    assert sample.result == "positive"
     assert sample.parasitemia == 1.0
 
 
@@ -180,3 +201,24 @@ def test_a_database_outage_never_fails_a_field(field, monkeypatch):
             segmentation.fields_segment(field_ids=[field.pk])
         field.refresh_from_db()
         assert (field.status, field.attempts) == (FieldStatus.QUEUED, attempt)
+
+
+def test_a_white_cell_look_alike_is_settled_by_the_classifier_while_segmenting(stored_sample):
+    from worker.serving.engine import PARASITIZED, get_classifier
+    from worker.serving.field_engine import chips_of
+    from worker.serving.preprocessing import to_network_input
+
+    rgb = drawn_field(WHOLE[:6], white_cells=[(1050, 750)])
+    analysis = analyse_field(rgb)
+    [look_alike] = analysis.look_alikes
+    classifier = get_classifier()
+    [probability] = classifier.probabilities(to_network_input(chips_of(rgb, analysis, [look_alike], 48)))
+    parasitized = classifier.verdict(probability, from_field=True).label == PARASITIZED
+
+    field = FieldFactory(sample=stored_sample, png=as_png(rgb))
+    assert segmentation.fields_segment(field_ids=[field.pk]) == 1
+    field.refresh_from_db()
+    assert field.status == FieldStatus.SEGMENTED
+    cells = CellImage.objects.filter(field=field)
+    assert cells.count() == 6 + parasitized
+    assert [s["kind"] for s in field.skipped] == ([] if parasitized else ["white cell"])

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from diagnostics import segmentation
-from diagnostics.models import Field
+from diagnostics.models import Field, Prediction
 from tests.cells import named
 from tests.test_field_detection import drawn_field
 
@@ -89,7 +89,13 @@ def test_a_field_is_listed_and_read_with_its_cells(clinician, sample):
     listed = client.get(f"/api/v1/samples/{sample['id']}/fields").json()["results"]
     assert [row["id"] for row in listed] == [field_id]
     assert listed[0]["status"] == "segmented"
-    assert listed[0]["counts"] == {"red_cells": 13, "counted": 12, "parasitized": 0, "uncertain": 0}
+    counted = Prediction.objects.filter(image__field_id=field_id, image__counted=True)
+    assert listed[0]["counts"] == {
+        "red_cells": 13,
+        "counted": 12,
+        "parasitized": counted.filter(label="parasitized").count(),
+        "uncertain": counted.filter(uncertain=True).count(),
+    }
 
     detail = client.get(f"/api/v1/fields/{field_id}").json()
     assert detail["filename"] == "smear.png" and (detail["width"], detail["height"]) == (1280, 960)
@@ -98,7 +104,13 @@ def test_a_field_is_listed_and_read_with_its_cells(clinician, sample):
     assert len(detail["cells"]) == 13
     assert sum(cell["counted"] for cell in detail["cells"]) == 12
     cell = detail["cells"][0]
-    assert len(cell["box"]) == 4 and cell["status"] == "queued" and cell["label"] is None
+    prediction = Prediction.objects.get(image_id=cell["id"])
+    assert len(cell["box"]) == 4 and cell["status"] == "classified", "classified while segmented"
+    assert (cell["label"], cell["probability"], cell["uncertain"]) == (
+        prediction.label,
+        pytest.approx(prediction.probability),
+        prediction.uncertain,
+    )
 
     served = client.get(f"/api/v1/fields/{field_id}/file")
     assert served["Content-Type"] == "image/png"

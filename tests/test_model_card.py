@@ -99,3 +99,26 @@ def test_file_names_cannot_escape_the_model_folder(model_copy):
     edit_card(model_copy, lambda card: card["files"]["tflite"].update(name="../../etc/passwd"))
     with pytest.raises(ModelFileError, match="must not contain a path"):
         load_model_card(model_copy)
+
+
+def test_shipped_model_is_validated_on_field_chips_with_its_own_rates():
+    card = load_model_card()
+    assert card.validated_on_fields
+    low, high = card.field_uncertain_band
+    assert 0.0 < low <= card.field_threshold <= high < 1.0
+    rates = card.rule_rates
+    assert rates.fields is not None and rates.fields.uninfected > 1000
+    assert rates.cells.uninfected == card.data["metrics"]["validation"]["tn"] + card.data["metrics"]["validation"]["fp"]
+    assert "validation" in rates.cells.measured_on and "validation" in rates.fields.measured_on
+    assert set(card.data["training_data"]["fields"]["blocks"]["test"]).isdisjoint(
+        card.data["training_data"]["fields"]["blocks"]["train"]
+    )
+
+
+def test_a_card_not_validated_on_fields_gives_no_field_rates(model_copy):
+    from worker.serving.results import LEGACY_RATES
+
+    edit_card(model_copy, lambda card: card.update(validated_on_fields=False))
+    assert load_model_card(model_copy).rule_rates.fields is None
+    edit_card(model_copy, lambda card: [card.pop(k, None) for k in ("validated_on_fields", "false_positive_rates")])
+    assert load_model_card(model_copy).rule_rates == LEGACY_RATES, "a card from before rates were written"

@@ -8,12 +8,13 @@ import math
 import pytest
 
 from worker.serving.results import (
-    CONFIDENT_FALSE_POSITIVE_RATE,
+    LEGACY_RATES,
     MIN_CELLS_FOR_NEGATIVE,
     NEGATIVE_QUANTILE,
     POSITIVE_MIN_CELLS,
-    SUSPECT_FALSE_POSITIVE_RATE,
     CellTally,
+    FalsePositiveRates,
+    RuleRates,
     SampleResult,
     automatic_result,
     binomial_cdf,
@@ -25,6 +26,11 @@ from worker.serving.results import (
 )
 
 pytestmark = pytest.mark.pure
+
+# The rule's boundaries below are worked out at the rates of the model that had no field validation
+# (cnn-2026.11.26), which sample_result uses by default; the served card's rates are tested further down.
+CONFIDENT_FALSE_POSITIVE_RATE = LEGACY_RATES.cells.confident_rate
+SUSPECT_FALSE_POSITIVE_RATE = LEGACY_RATES.cells.suspect_rate
 
 
 def tally(*, parasitized=0, uninfected=0, uncertain_parasitized=0, uncertain_uninfected=0) -> CellTally:
@@ -220,4 +226,41 @@ def test_cells_from_fields_get_no_automatic_result_from_a_model_not_validated_on
         "a reviewer must read this sample"
     )
     assert unvalidated.parasitemia == 0.04, "the count is still shown"
-    assert sample_result(from_fields, validated_on_fields=True).result == "positive"
+    validated = RuleRates(cells=LEGACY_RATES.cells, fields=FalsePositiveRates(8000, 8, 80))
+    assert sample_result(from_fields, validated).result == "positive"
+
+
+def test_a_mixed_sample_is_judged_at_the_rate_its_mix_gives():
+    rates = RuleRates(cells=FalsePositiveRates(1000, 20, 60), fields=FalsePositiveRates(10_000, 10, 100))
+    only_cells = tally(parasitized=6, uninfected=994)
+    outcome = sample_result(only_cells, rates)
+    assert outcome.result == "negative", "6 in 1,000 is within 2 % confident false calls"
+    assert outcome.reason.endswith("(at most 78)"), "99th percentile of Binomial(1000, 6 %)"
+    only_fields = dataclasses.replace(only_cells, field_cells=1000)
+    assert sample_result(only_fields, rates).result == "positive", "6 in 1,000 is far above 0.1 %"
+    half = dataclasses.replace(only_cells, field_cells=500)  # confident 1.05 %, suspect 3.5 %
+    outcome = sample_result(half, rates)
+    assert outcome.result == "negative"
+    assert outcome.reason.endswith("(at most 49)"), "99th percentile of Binomial(1000, 3.5 %)"
+
+
+def test_a_rate_measured_as_zero_counts_as_one_cell():
+    rates = FalsePositiveRates(uninfected=2000, confident=0, suspect=5)
+    assert rates.confident_rate == 1 / 2000
+    assert rates.suspect_rate == 5 / 2000
+    no_false_calls = RuleRates(cells=rates, fields=None)
+    # Two confident calls in 3,000 cells: a zero rate would call it positive; 1 in 2,000 does not.
+    assert sample_result(tally(parasitized=2, uninfected=2998), no_false_calls).result != "positive"
+
+
+@pytest.mark.parametrize("kind", ["cells", "fields"])
+def test_at_the_served_models_rates_confident_cells_beyond_their_limit_are_positive(kind):
+    from worker.serving.model_card import load_model_card
+
+    rates = load_model_card().rule_rates
+    rate = getattr(rates, kind).confident_rate
+    for cells in range(MIN_CELLS_FOR_NEGATIVE, 20_001, 50):
+        over = false_positive_limit(cells, rate) + 1
+        counts = tally(parasitized=over, uninfected=cells - over)
+        counts = dataclasses.replace(counts, field_cells=cells if kind == "fields" else 0)
+        assert sample_result(counts, rates).result == "positive", cells

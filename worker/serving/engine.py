@@ -97,11 +97,13 @@ class CellClassifier:
     def probabilities(self, arrays: np.ndarray) -> np.ndarray:
         return calibrated_probability(self.logits(arrays), self.card.temperature)
 
-    def verdict(self, probability: float) -> CellClassification:
-        low, high = self.card.uncertain_band
+    def verdict(self, probability: float, *, from_field: bool = False) -> CellClassification:
+        """from_field: a chip cut from a field photograph, judged at the card's field threshold and band."""
+        low, high = self.card.field_uncertain_band if from_field else self.card.uncertain_band
+        threshold = self.card.field_threshold if from_field else self.card.threshold
         return CellClassification(
             probability=float(probability),
-            label=PARASITIZED if probability >= self.card.threshold else UNINFECTED,
+            label=PARASITIZED if probability >= threshold else UNINFECTED,
             uncertain=bool(low <= probability <= high),
             model_version=self.card.version,
         )
@@ -114,8 +116,14 @@ class CellClassifier:
         except CellImageError as exc:
             return CellFailure(error=str(exc))
 
-    def classify(self, images: Sequence[bytes]) -> list[CellClassification | CellFailure]:
-        """Classify encoded images; a bad image becomes a CellFailure without affecting the others."""
+    def classify(
+        self, images: Sequence[bytes], from_field: Sequence[bool] | None = None
+    ) -> list[CellClassification | CellFailure]:
+        """Classify encoded images; a bad image becomes a CellFailure without affecting the others.
+
+        from_field: per image, whether it is a chip cut from a field photograph (judged at the field threshold).
+        """
+        from_field = from_field if from_field is not None else [False] * len(images)
         results: list[CellClassification | CellFailure | None] = [None] * len(images)
         # Every image is handed to the decoding threads at once, so they decode the next batch while the
         # interpreter (which releases the GIL) runs on this one.
@@ -130,7 +138,7 @@ class CellClassifier:
                 batch = to_network_input(np.stack([chunk[i] for i in good]))
                 probabilities = self.probabilities(batch)
                 for i, probability in zip(good, probabilities, strict=True):
-                    results[start + i] = self.verdict(probability)
+                    results[start + i] = self.verdict(probability, from_field=from_field[start + i])
         return results  # type: ignore[return-value]
 
 

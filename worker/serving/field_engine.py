@@ -2,7 +2,9 @@
 
 Pure: bytes in, results out. Fields are decoded, segmented and cut into chips on a small thread pool
 (Pillow and OpenCV release the GIL), while the calling thread classifies the chips of the fields already
-prepared with the cell engine's interpreter: on 2 cores the two overlap.
+prepared with the cell engine's interpreter: on 2 cores the two overlap. The objects the detector's colour
+rule took for white cells are classified too: a red cell filled by a parasite (a gametocyte, a mature
+trophozoite) looks like one, so those the classifier calls parasitized are red cells after all.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from worker.serving.engine import CellClassification, CellClassifier
-from worker.serving.fields import COUNTED, FieldAnalysis, FoundObject, analyse_field, cell_chip
+from worker.serving.engine import PARASITIZED, CellClassification, CellClassifier
+from worker.serving.fields import COUNTED, WHITE_CELL, FieldAnalysis, FoundObject, analyse_field, cell_chip
 from worker.serving.preprocessing import prepare_cell_uint8, to_network_input
 
 
@@ -64,6 +66,41 @@ def decode_field(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
             raise FieldImageError(f"the photograph is not a readable image ({type(exc).__name__})") from exc
 
 
+def chips_of(rgb: np.ndarray, analysis: FieldAnalysis, found: Sequence[FoundObject], size: int) -> np.ndarray:
+    """uint8 network inputs (n, size, size, 3) of these objects' chips, as the cell engine prepares a cell."""
+    chips = [prepare_cell_uint8(Image.fromarray(cell_chip(rgb, analysis, cell)), size) for cell in found]
+    return np.stack(chips) if chips else np.zeros((0, size, size, 3), np.uint8)
+
+
+def settle(
+    analysis: FieldAnalysis, candidates: Sequence[FoundObject], verdicts: Sequence[CellClassification]
+) -> FieldAnalysis:
+    """The analysis with the white-cell look-alikes among `candidates` whose verdict is parasitized taken
+    for red cells (FieldAnalysis.look_alikes); other candidates are left as they are."""
+    promoted = {
+        o.label for o, v in zip(candidates, verdicts, strict=True) if o.kind == WHITE_CELL and v.label == PARASITIZED
+    }
+    return analysis.settled(promoted)
+
+
+def classify_field(
+    rgb: np.ndarray, analysis: FieldAnalysis, classifier: CellClassifier
+) -> tuple[FieldAnalysis, list[tuple[FieldCell, np.ndarray]]]:
+    """Classify every red cell and white-cell look-alike of one analysed photograph, for the worker, which
+    stores each chip: the settled analysis, and each red cell with its verdict and its chip (RGB, the cell's
+    box, black outside its mask; the network's input is prepared from these very pixels)."""
+    candidates = analysis.red_cells + analysis.look_alikes
+    if not candidates:
+        return analysis, []
+    chips = [cell_chip(rgb, analysis, o) for o in candidates]
+    size = classifier.card.input_size
+    inputs = np.stack([prepare_cell_uint8(Image.fromarray(chip), size) for chip in chips])
+    verdicts = [classifier.verdict(p, from_field=True) for p in classifier.probabilities(to_network_input(inputs))]
+    settled = settle(analysis, candidates, verdicts)
+    by_label = {o.label: (v, chip) for o, v, chip in zip(candidates, verdicts, chips, strict=True)}
+    return settled, [(FieldCell(o, by_label[o.label][0]), by_label[o.label][1]) for o in settled.red_cells]
+
+
 class FieldClassifier:
     def __init__(self, cells: CellClassifier, *, threads: int | None = None):
         self.cells = cells
@@ -76,10 +113,8 @@ class FieldClassifier:
         except FieldImageError as exc:
             return FieldFailure(error=str(exc))
         analysis = analyse_field(rgb)
-        found = analysis.red_cells
-        size = self.cells.card.input_size
-        chips = [prepare_cell_uint8(Image.fromarray(cell_chip(rgb, analysis, cell)), size) for cell in found]
-        return analysis, found, (np.stack(chips) if chips else np.zeros((0, size, size, 3), np.uint8))
+        candidates = analysis.red_cells + analysis.look_alikes
+        return analysis, candidates, chips_of(rgb, analysis, candidates, self.cells.card.input_size)
 
     def classify(self, photographs: Sequence[bytes]) -> list[FieldResult | FieldFailure]:
         # A few fields ahead of the classifier, not all of them: memory stays bounded by the window.
@@ -94,11 +129,11 @@ class FieldClassifier:
             if isinstance(prepared, FieldFailure):
                 results.append(prepared)
                 continue
-            analysis, found, chips = prepared
+            analysis, candidates, chips = prepared
             probabilities = self.cells.probabilities(to_network_input(chips)) if len(chips) else []
-            cells = [
-                FieldCell(found=cell, classification=self.cells.verdict(p))
-                for cell, p in zip(found, probabilities, strict=True)
-            ]
-            results.append(FieldResult(analysis=analysis, cells=cells))
+            verdicts = [self.cells.verdict(p, from_field=True) for p in probabilities]
+            settled = settle(analysis, candidates, verdicts)
+            by_label = {o.label: v for o, v in zip(candidates, verdicts, strict=True)}
+            cells = [FieldCell(found=o, classification=by_label[o.label]) for o in settled.red_cells]
+            results.append(FieldResult(analysis=settled, cells=cells))
         return results

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.serving.preprocessing import PREPROCESSING_VERSION
+from worker.serving.results import LEGACY_RATES, FalsePositiveRates, RuleRates
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CARD_NAME = "model_card.json"
@@ -56,6 +57,28 @@ class ModelCard:
     def validated_on_fields(self) -> bool:
         """Whether the model was validated on cells cut from whole-field photographs (not only on crops)."""
         return bool(self.data.get("validated_on_fields", False))
+
+    @property
+    def field_threshold(self) -> float:
+        """The threshold for chips cut from field photographs (stricter: they come at natural prevalence)."""
+        return float(self.data.get("field_threshold", self.data["threshold"]))
+
+    @property
+    def field_uncertain_band(self) -> tuple[float, float]:
+        low, high = self.data.get("field_uncertain_band", self.data["uncertain_band"])
+        return float(low), float(high)
+
+    @property
+    def rule_rates(self) -> RuleRates:
+        """The false-positive rates the sample result rule uses, as measured on validation data at training."""
+        rates = self.data.get("false_positive_rates")
+        if not rates:
+            return LEGACY_RATES
+        fields = rates.get("fields") if self.validated_on_fields else None
+        return RuleRates(
+            cells=FalsePositiveRates.from_card(rates["cells"]),
+            fields=FalsePositiveRates.from_card(fields) if fields else None,
+        )
 
     @property
     def input_size(self) -> int:

@@ -5,13 +5,16 @@ thousands of cells is not a positive smear, and a smear is only negative when en
 A sample is
 - positive when its confidently parasitized cells clearly exceed what the classifier's false-positive rate
   explains: at least POSITIVE_MIN_CELLS of them, and the lower bound of their share's 95 % Wilson interval
-  above CONFIDENT_FALSE_POSITIVE_RATE;
+  above the confident false-positive rate;
 - negative when at least MIN_CELLS_FOR_NEGATIVE red cells were classified and the suspect cells (any
   parasitized call, or any uncertain call: uncertain cells count against a negative) stay within the
-  NEGATIVE_QUANTILE quantile of the count SUSPECT_FALSE_POSITIVE_RATE alone gives among uninfected cells
+  NEGATIVE_QUANTILE quantile of the count the suspect false-positive rate alone gives among uninfected cells
   (a binomial);
 - indeterminate otherwise, with the reason: a reviewer must look.
-The false-positive rates were measured on validation patients only. Pure Python: no Django, no SciPy.
+The false-positive rates belong to the model: training measures them on validation data only (single cells on
+validation patients, field chips on validation blocks, each at its own threshold and band) and writes them in
+the model card. A sample holding both kinds of cell is judged at the rate its mix gives. Pure Python: no
+Django, no SciPy.
 """
 
 from __future__ import annotations
@@ -26,15 +29,44 @@ POSITIVE_MIN_CELLS = 2
 NEGATIVE_QUANTILE = 0.99
 Z_95 = 1.959963984540054  # two-sided 95 % normal quantile, for the Wilson interval
 
-# Measured on the 1,571 uninfected cells of the model card's 23 validation patients (model cnn-2026.11.26;
-# `python -m worker.tools.patient_results --split validation` prints them): 2 were called parasitized outside
-# the uncertain band, 44 were called parasitized or fell inside it (18 parasitized calls in all, the card's
-# validation fp). Remeasure when the model changes.
-VALIDATION_UNINFECTED_CELLS = 1571
-VALIDATION_CONFIDENT_FALSE_PARASITIZED = 2
-VALIDATION_SUSPECT_UNINFECTED = 44
-CONFIDENT_FALSE_POSITIVE_RATE = VALIDATION_CONFIDENT_FALSE_PARASITIZED / VALIDATION_UNINFECTED_CELLS  # 0.13 %
-SUSPECT_FALSE_POSITIVE_RATE = VALIDATION_SUSPECT_UNINFECTED / VALIDATION_UNINFECTED_CELLS  # 2.8 %
+
+@dataclass(frozen=True)
+class FalsePositiveRates:
+    """The classifier's false calls among the uninfected cells of one kind, counted on validation data."""
+
+    uninfected: int  # uninfected cells examined
+    confident: int  # of them, called parasitized outside the uncertain band
+    suspect: int  # called parasitized or uncertain
+    measured_on: str = ""
+
+    @property
+    def confident_rate(self) -> float:
+        # Never zero: no confident false call among a few thousand validation cells is not a zero rate, and a
+        # zero would make any two confident calls a positive.
+        return max(self.confident, 1) / self.uninfected
+
+    @property
+    def suspect_rate(self) -> float:
+        return self.suspect / self.uninfected
+
+    @classmethod
+    def from_card(cls, data: dict) -> FalsePositiveRates:
+        return cls(
+            int(data["uninfected"]), int(data["confident"]), int(data["suspect"]), str(data.get("measured_on", ""))
+        )
+
+
+@dataclass(frozen=True)
+class RuleRates:
+    cells: FalsePositiveRates  # single-cell crops
+    fields: FalsePositiveRates | None  # chips cut from field photographs; None: the model was not validated on them
+
+
+# For a model card written before cards carried their rates (cnn-2026.11.26): its 1,571 uninfected cells of 23
+# validation patients, 2 called parasitized outside the uncertain band, 44 parasitized or inside it.
+LEGACY_RATES = RuleRates(
+    cells=FalsePositiveRates(1571, 2, 44, "cnn-2026.11.26: NIH validation patients (23)"), fields=None
+)
 
 
 @dataclass(frozen=True)
@@ -112,11 +144,28 @@ def parasitemia(tally: CellTally) -> float | None:
     return tally.parasitized / tally.classified if tally.classified else None
 
 
-def sample_result(tally: CellTally, *, validated_on_fields: bool = False) -> SampleResult:
+def mixed_rates(tally: CellTally, rates: RuleRates) -> tuple[float, float]:
+    """(confident, suspect) false-positive rates of this sample's mix of single cells and field cells.
+
+    The expected number of false calls is the sum over both kinds; judging it with one binomial at the mean
+    rate slightly overstates the spread of the true (Poisson binomial) count, so a negative is, if anything,
+    a little easier to reach than with exact mixing; with one kind of cell it is exact.
+    """
+    assert rates.fields is not None or not tally.field_cells
+    n, from_fields = tally.classified, tally.field_cells
+    share = from_fields / n if n else 0.0
+    kinds = [(1.0 - share, rates.cells)] + ([(share, rates.fields)] if rates.fields is not None else [])
+    return (
+        sum(w * r.confident_rate for w, r in kinds if w),
+        sum(w * r.suspect_rate for w, r in kinds if w),
+    )
+
+
+def sample_result(tally: CellTally, rates: RuleRates = LEGACY_RATES) -> SampleResult:
     """The result, the reason shown to the reviewer and the parasitemia with its 95 % interval.
 
-    The false-positive rates below were measured on single-cell crops. A model not validated on cells cut
-    from field photographs (its card says) gives no automatic result for samples holding such cells: the
+    rates: the served model's (ModelCard.rule_rates). A model not validated on cells cut from field
+    photographs (rates.fields is None) gives no automatic result for samples holding such cells: the
     NIH-only model calls about 5 % of uninfected field cells parasitized (docs/benchmarks.md), which would
     make almost every healthy smear "positive".
     """
@@ -128,28 +177,29 @@ def sample_result(tally: CellTally, *, validated_on_fields: bool = False) -> Sam
     def done(result: str, reason: str) -> SampleResult:
         return SampleResult(result, reason, tally.parasitized / n, low, high)
 
-    if tally.field_cells and not validated_on_fields:
+    if tally.field_cells and rates.fields is None:
         return done(
             "indeterminate",
             f"{tally.field_cells} of {n} red cells come from field photographs, on which the served model has "
             "not been validated: a reviewer must read this sample",
         )
+    confident_rate, suspect_rate = mixed_rates(tally, rates)
 
     sure = tally.confident_parasitized
-    if sure >= POSITIVE_MIN_CELLS and wilson_interval(sure, n)[0] > CONFIDENT_FALSE_POSITIVE_RATE:
+    if sure >= POSITIVE_MIN_CELLS and wilson_interval(sure, n)[0] > confident_rate:
         return done(
             "positive",
             f"{sure} of {n} red cells confidently parasitized: clearly more than the classifier's "
-            f"false-positive rate ({CONFIDENT_FALSE_POSITIVE_RATE:.2%}) explains",
+            f"false-positive rate ({confident_rate:.2%}) explains",
         )
     if n < MIN_CELLS_FOR_NEGATIVE:
         return done(
             "indeterminate",
             f"only {n} red cells examined; at least {MIN_CELLS_FOR_NEGATIVE} are needed to call a sample negative",
         )
-    # The confidently parasitized cells need no limit of their own here: with these rates, one more than
-    # false_positive_limit(n, CONFIDENT_FALSE_POSITIVE_RATE) is always positive above (a test checks it).
-    suspect_limit = false_positive_limit(n, SUSPECT_FALSE_POSITIVE_RATE)
+    # The confidently parasitized cells need no limit of their own here: at the served rates, one more than
+    # false_positive_limit(n, confident_rate) is always positive above (a test checks it).
+    suspect_limit = false_positive_limit(n, suspect_rate)
     if tally.suspect > suspect_limit:
         return done(
             "indeterminate",
@@ -164,6 +214,6 @@ def sample_result(tally: CellTally, *, validated_on_fields: bool = False) -> Sam
     )
 
 
-def automatic_result(tally: CellTally) -> str:
+def automatic_result(tally: CellTally, rates: RuleRates = LEGACY_RATES) -> str:
     """'' while nothing is classified, else 'positive', 'negative' or 'indeterminate'."""
-    return sample_result(tally).result
+    return sample_result(tally, rates).result

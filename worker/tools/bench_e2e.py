@@ -1,11 +1,14 @@
-"""End-to-end benchmark: real cells through the HTTP API -> Redis -> one Celery worker -> PostgreSQL.
+"""End-to-end benchmark: real cells and fields through the HTTP API -> Redis -> one Celery worker -> PostgreSQL.
 
     python -m worker.tools.bench_e2e [--data ../shared/datasets/nih-malaria-cells] [--cells 1000] [--batch 100]
+        [--fields-data ../shared/datasets/iml-malaria-fields] [--fields 50]
 
 Runs against a throw-away PostgreSQL database (malaria_bench) and Redis db 13 on this machine, the Auth
 emulator, a web server (gunicorn) and one worker, all started here. Prints cells/s for the bulk submission
 (first upload request to the last prediction in PostgreSQL), p50/p95 of upload -> result for single cells,
-and as its last line one JSON object.
+then sends --fields whole-field photographs in one request to a new sample and times the first upload byte to
+the last of their red cells' predictions in PostgreSQL (segmentation, chips stored, classification), and
+prints as its last line one JSON object.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: worker/tools/bench_e2e.py
 DATABASE = "malaria_bench"
 
 
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--singles", type=int, default=30)
+    parser.add_argument("--fields-data", default=str(ROOT.parent / "shared/datasets/iml-malaria-fields"))
+    parser.add_argument("--fields", type=int, default=50, help="field photographs to send (0: none)")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (make run and compose use 2)")
     args = parser.parse_args(argv)
 
     from malaria_site.auth_emulator import AuthEmulator, free_port
@@ -81,7 +87,19 @@ def main(argv: list[str] | None = None) -> int:
             [python, "-m", "gunicorn", "malaria_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "120"],
         )
         worker = start(
-            "worker", [python, "-m", "celery", "-A", "malaria_site", "worker", "--concurrency", "1", "-l", "WARNING"]
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "malaria_site",
+                "worker",
+                "--concurrency",
+                str(args.concurrency),
+                "-l",
+                "WARNING",
+            ],
         )
         base = f"http://127.0.0.1:{port}/api/v1"
         session = requests.Session()
@@ -142,6 +160,39 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"single cell upload -> result over {len(latencies)} cells: p50 {p50:.0f} ms, p95 {p95:.0f} ms", flush=True
         )
+
+        field_figures: dict = {}
+        if args.fields:
+            photographs = sorted((Path(args.fields_data) / "fields").glob("*.JPG"))[: args.fields]
+            if len(photographs) < args.fields:
+                raise SystemExit(f"only {len(photographs)} field photographs in {args.fields_data}")
+            files = [("fields", (path.name, path.read_bytes(), "image/jpeg")) for path in photographs]
+            field_sample = session.post(f"{base}/samples", json={"patient": patient["id"]}).json()
+            started = time.perf_counter()
+            response = session.post(f"{base}/samples/{field_sample['id']}/fields", files=files, timeout=120)
+            response.raise_for_status()
+            field_uploaded = time.perf_counter() - started
+            while True:
+                detail = session.get(f"{base}/samples/{field_sample['id']}").json()
+                if detail["status"] == "complete":
+                    break
+                if worker.poll() is not None:
+                    raise SystemExit("the worker died")
+                time.sleep(0.05)
+            field_total = time.perf_counter() - started
+            counts = detail["counts"]
+            print(
+                f"{len(files)} fields in one request: uploaded in {field_uploaded:.2f} s, {counts['classified']} "
+                f"red cells found and all their predictions in PostgreSQL after {field_total:.2f} s",
+                flush=True,
+            )
+            field_figures = {
+                "fields": len(files),
+                "field_upload_seconds": round(field_uploaded, 3),
+                "seconds_to_all_field_predictions": round(field_total, 3),
+                "field_cells_classified": counts["classified"],
+                "field_cells_failed": counts["failed"],
+            }
         print(
             json.dumps(
                 {
@@ -152,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                     "upload_seconds": round(uploaded, 3),
                     "single_cell_p50_ms": round(float(p50), 1),
                     "single_cell_p95_ms": round(float(p95), 1),
+                    **field_figures,
                     "workers": 1,
+                    "worker_processes": args.concurrency,
                 }
             )
         )

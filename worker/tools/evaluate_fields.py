@@ -17,6 +17,8 @@ white cells, clumps and small objects are not. Conventions (the metric functions
 - `infected_found`: share of infected boxes matched (one to one) by a found cell at IoU >= 0.3;
   `infected_sensitivity`: matched and called parasitized. `false_parasitized_per_1000`: found cells called
   parasitized that overlap no infected box at IoU >= 0.3, per 1,000 red cells found.
+- `samples_by_block`: each block's fields taken as one sample (consecutive frames of one slide), its counted
+  red cells judged by the sample result rule at the served card's rates: cells, parasitized, result.
 - `fields_per_s` times the field engine (worker/serving/field_engine.py) over every field: decoding,
   detection, chips and classification, pipelined as in the worker (not reading the files, not the overlays).
 The last output line is one JSON object.
@@ -25,6 +27,7 @@ The last output line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import json
 import os
@@ -250,11 +253,12 @@ def draw_overlay(rgb: np.ndarray, annotated, analysis, parasitized_boxes: set, p
 def evaluate(data: Path, out: Path | None, limit: int | None, blocks: set[int] | None) -> dict:
     from worker.serving.engine import PARASITIZED, get_classifier
     from worker.serving.field_engine import FieldClassifier, FieldFailure, decode_field
+    from worker.serving.results import CellTally, sample_result
 
     annotations = read_annotations(data / "annotations.json")
+    block_of = read_blocks(data / "manifest.csv") if (data / "manifest.csv").is_file() else {}
     names = sorted(annotations)
     if blocks:
-        block_of = read_blocks(data / "manifest.csv")
         names = [n for n in names if block_of.get(n) in blocks]
     if limit:
         names = names[:limit]
@@ -267,9 +271,19 @@ def evaluate(data: Path, out: Path | None, limit: int | None, blocks: set[int] |
     results = engine.classify(photographs)
     seconds = time.perf_counter() - start
     scores = []
+    tallies: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
     for index, (name, result) in enumerate(zip(names, results, strict=True)):
         if isinstance(result, FieldFailure):
             raise SystemExit(f"{name}: {result.error}")
+        tally = tallies[block_of.get(name, -1)]
+        for cell in result.cells:
+            if cell.counted:
+                parasitized, uncertain = cell.classification.label == PARASITIZED, cell.classification.uncertain
+                tally["classified"] += 1
+                tally["parasitized"] += parasitized
+                tally["uncertain"] += uncertain
+                tally["confident_parasitized"] += parasitized and not uncertain
+                tally["uncertain_uninfected"] += uncertain and not parasitized
         scored = [
             ScoredCell(c.found.box, c.found.kind, c.classification.label == PARASITIZED, c.classification.uncertain)
             for c in result.cells
@@ -284,16 +298,38 @@ def evaluate(data: Path, out: Path | None, limit: int | None, blocks: set[int] |
                 parasitized,
                 out / f"{Path(name).stem}-overlay.png",
             )
-    return aggregate(scores, seconds, engine.cells.card.version)
+    metrics = aggregate(scores, seconds, engine.cells.card.version)
+    samples = {}
+    for block, counts in sorted(tallies.items()):
+        outcome = sample_result(
+            CellTally(
+                **{
+                    k: counts[k]
+                    for k in ("classified", "parasitized", "uncertain", "confident_parasitized", "uncertain_uninfected")
+                },
+                field_cells=counts["classified"],
+            ),
+            engine.cells.card.rule_rates,
+        )
+        samples[str(block)] = {
+            "cells": counts["classified"],
+            "parasitized": counts["parasitized"],
+            "result": outcome.result,
+        }
+    metrics["samples_by_block"] = samples
+    return metrics
 
 
 def print_table(metrics: dict) -> None:
     for key, value in metrics.items():
-        if key != "infected_found_by_stage":
+        if key not in ("infected_found_by_stage", "samples_by_block"):
             print(f"{key:28} {value}")
     print(f"{'stage':12} {'annotated':>9} {'found':>6} {'parasitized':>11}")
     for stage, counts in metrics["infected_found_by_stage"].items():
         print(f"{stage:12} {counts['annotated']:>9} {counts['found']:>6} {counts['parasitized']:>11}")
+    print(f"{'block':6} {'cells':>6} {'parasitized':>11}  result (the block's fields as one sample)")
+    for block, sample in metrics.get("samples_by_block", {}).items():
+        print(f"{block:6} {sample['cells']:>6} {sample['parasitized']:>11}  {sample['result']}")
 
 
 def main(argv: list[str] | None = None) -> int:

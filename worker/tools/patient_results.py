@@ -6,7 +6,8 @@ Each patient's cells are treated as one sample: the engine classifies them, the 
 reason, and the table shows it beside the truth (a patient with any parasitized cell is infected). It also
 prints, over the split's uninfected cells, how many the classifier called parasitized outside the uncertain
 band ("confident") and how many it called parasitized or uncertain ("suspect"): on validation patients these
-are the rule's false-positive rates (docs/results.md); on test patients they are only reported.
+match the rates training wrote into the model card, which the rule uses (docs/results.md); on test patients
+they are only reported.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             uncertain_uninfected=sum(r.label != PARASITIZED and r.uncertain for r in results),
         )
         infected = any(c.label == 1 for c in cells)
-        outcome = sample_result(tally)
+        outcome = sample_result(tally, classifier.card.rule_rates)
         outcomes[(("infected" if infected else "healthy"), outcome.result)] += 1
         true_share = sum(c.label for c in cells) / len(cells)
         confident = tally.confident_parasitized / tally.classified

@@ -45,21 +45,40 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return best
 
 
-def choose_uncertain_band(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
-    """Narrowest band [low, high] around the threshold that leaves the confident cells accurate enough."""
+def choose_uncertain_band(
+    probabilities: np.ndarray, labels: np.ndarray, threshold: float, *, balanced: bool = False
+) -> tuple[float, float]:
+    """Narrowest band [low, high] around the threshold that leaves the confident cells accurate enough.
+
+    balanced: weigh both classes equally, for cells of a field where infected ones are 1 in 100: there
+    "99.5 % right" would otherwise be met by calling everything uninfected.
+    """
     probabilities = np.asarray(probabilities)
     labels = np.asarray(labels).astype(bool)
+    weights = np.ones(len(labels))
+    if balanced and 0 < labels.sum() < len(labels):
+        weights = np.where(labels, 0.5 / labels.sum(), 0.5 / (~labels).sum()) * len(labels)
     correct = (probabilities >= threshold) == labels
     distance = np.abs(probabilities - threshold)
     chosen = 0.0
     for width in np.linspace(0.0, 0.5, 501):
         outside = distance > width
-        if outside.mean() < 1.0 - MAX_UNCERTAIN:
+        if weights[outside].sum() < (1.0 - MAX_UNCERTAIN) * weights.sum():
             break
         chosen = float(width)
-        if correct[outside].mean() >= TARGET_CONFIDENT_ACCURACY:
+        if np.average(correct[outside], weights=weights[outside]) >= TARGET_CONFIDENT_ACCURACY:
             break
     return max(0.0, threshold - chosen), min(1.0, threshold + chosen)
+
+
+def threshold_for_specificity(probabilities: np.ndarray, labels: np.ndarray, specificity: float) -> float:
+    """The lowest threshold (the most sensitive) at which at least `specificity` of the negatives are right."""
+    negatives = np.sort(np.asarray(probabilities)[~np.asarray(labels).astype(bool)])
+    allowed = int(np.floor(len(negatives) * (1.0 - specificity)))  # negatives that may be called positive
+    if allowed >= len(negatives):
+        return 0.0
+    # Everything strictly above the (allowed+1)-th highest negative: at most `allowed` negatives are >= it.
+    return float(np.nextafter(negatives[len(negatives) - allowed - 1], np.inf))
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:

@@ -1,11 +1,15 @@
 """Train and evaluate the cell classifier.
 
-    python -m worker.training train --data ../shared/datasets/nih-malaria-cells [--out worker/model]
+    python -m worker.training train --data ../shared/datasets/nih-malaria-cells \
+        [--fields ../shared/datasets/iml-malaria-fields] [--out worker/model]
     python -m worker.training evaluate --data DIR [--model worker/model] [--out out/evaluation]
 
-Training splits by patient, fits on train patients, stops early on validation loss, then calibrates
-(temperature), chooses the threshold and the uncertain band on validation patients, measures test
-patients, and writes the weights, the LiteRT model the engine serves, and the model card.
+Training splits NIH cells by patient and boxed fields by block, fits on the train patients and the chips
+the served detector cuts from the train blocks' fields, stops early on validation loss, then calibrates
+(temperature, on NIH validation patients: a probability means what it meant for single cells), chooses
+the single-cell threshold and band on NIH validation patients and the field threshold and band on the
+validation blocks, measures the test patients and test blocks, and writes the weights, the LiteRT model
+the engine serves, and the model card.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from worker.training.calibration import (
     choose_threshold,
     choose_uncertain_band,
     fit_temperature,
+    threshold_for_specificity,
 )
 from worker.training.dataset import cached_arrays, list_cells, manifest_digest, split_patients
+from worker.training.field_chips import CHIPS_VERSION, cached_field_chips, fields_digest, split_blocks
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -70,25 +76,73 @@ def train(args: argparse.Namespace) -> dict:
     )
 
     x_train, y_train = images[members["train"]], labels[members["train"]]
-    steps_per_epoch = len(x_train) // args.batch_size
     seed = tf.constant([args.seed, 0], dtype=tf.int64)
+
+    def repeated(x, y, salt):
+        return (
+            tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=args.seed + salt, reshuffle_each_iteration=True)
+            .repeat()
+        )
 
     def augment_batch(step, batch):
         x, y = batch
         x = augment(tf.cast(x, tf.float32) * (1.0 / 255.0), tf.stack([seed[0], step]))  # as to_network_input
         return x, tf.cast(y, tf.float32)
 
+    x_validation = to_network_input(images[members["validation"]])
+    y_validation = labels[members["validation"]].astype(np.float32)
+    w_validation = np.ones(len(y_validation), np.float32)
+    chips = block_split = None
+    if args.fields:
+        chips = cached_field_chips(args.fields, args.size)
+        block_split = split_blocks(chips.blocks, seed=args.block_seed)
+        on = {name: np.isin(chips.blocks, sorted(group)) for name, group in block_split.items()}
+        print(
+            f"fields: {len(chips.labels)} chips ({int(chips.labels.sum())} parasitized) from "
+            f"{len(set(chips.fields))} fields; "
+            + ", ".join(
+                f"{name} {int(mask.sum())} chips / {int(chips.labels[mask].sum())} parasitized / blocks "
+                f"{sorted(block_split[name])}"
+                for name, mask in on.items()
+            ),
+            flush=True,
+        )
+        train_positive = on["train"] & (chips.labels == 1)
+        train_negative = on["train"] & (chips.labels == 0)
+        # A batch mixes NIH cells, field chips and (oversampled: they are 1 in 100) parasitized field chips;
+        # an epoch still shows every NIH train cell about once.
+        shares = [1.0 - args.field_share, args.field_share - args.field_positive_share, args.field_positive_share]
+        mixed = tf.data.Dataset.sample_from_datasets(
+            [
+                repeated(x_train, y_train, 0),
+                repeated(chips.images[train_negative], chips.labels[train_negative], 1),
+                repeated(chips.images[train_positive], chips.labels[train_positive], 2),
+            ],
+            weights=shares,
+            seed=args.seed,
+        )
+        steps_per_epoch = int(len(x_train) / shares[0]) // args.batch_size
+        # Early stopping watches both: NIH validation cells as they are, and the validation blocks' chips
+        # weighted to half as much again, the two classes equally (otherwise the 1 % infected vanish).
+        field_labels = chips.labels[on["validation"]]
+        half = 0.25 * len(y_validation)
+        field_weights = np.where(
+            field_labels == 1, half / max(field_labels.sum(), 1), half / max((field_labels == 0).sum(), 1)
+        )
+        x_validation = np.concatenate([x_validation, to_network_input(chips.images[on["validation"]])])
+        y_validation = np.concatenate([y_validation, field_labels.astype(np.float32)])
+        w_validation = np.concatenate([w_validation, field_weights.astype(np.float32)])
+    else:
+        mixed = repeated(x_train, y_train, 0)
+        steps_per_epoch = len(x_train) // args.batch_size
     train_data = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=args.seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(args.batch_size, drop_remainder=True)
+        mixed.batch(args.batch_size, drop_remainder=True)
         .enumerate()
         .map(augment_batch, num_parallel_calls=2, deterministic=True)
         .prefetch(2)
     )
-    x_validation = to_network_input(images[members["validation"]])
-    y_validation = labels[members["validation"]].astype(np.float32)
+    n_cells_validation = int(members["validation"].sum())
 
     architecture = {
         "version": ARCHITECTURE_VERSION,
@@ -134,7 +188,7 @@ def train(args: argparse.Namespace) -> dict:
         train_data,
         steps_per_epoch=steps_per_epoch,
         epochs=args.epochs,
-        validation_data=(x_validation, y_validation),
+        validation_data=(x_validation, y_validation, w_validation),
         validation_batch_size=512,
         callbacks=[Progress(), early_stopping],
         verbose=0,
@@ -142,8 +196,10 @@ def train(args: argparse.Namespace) -> dict:
     epochs_run = len(history.history["loss"])
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
 
-    # Calibration, threshold and band: validation patients only.
-    validation_logits = predict_logits(model, x_validation)
+    # Calibration, threshold and band: validation patients only (the first rows of the validation set).
+    all_validation_logits = predict_logits(model, x_validation)
+    validation_logits = all_validation_logits[:n_cells_validation]
+    y_validation = y_validation[:n_cells_validation]
     temperature = fit_temperature(validation_logits, y_validation)
     validation_probability = calibrated_probability(validation_logits, temperature)
     threshold = choose_threshold(validation_probability, y_validation)
@@ -156,6 +212,50 @@ def train(args: argparse.Namespace) -> dict:
         "validation": cell_metrics(validation_probability, y_validation, threshold, band),
         "test": cell_metrics(test_probability, labels[members["test"]], threshold, band),
     }
+    field_card: dict = {}
+    if chips is not None:
+        # Field chips: a threshold for what parasitemia needs (at least args.field_specificity of the
+        # uninfected chips of the validation blocks right) and a band weighing both classes equally.
+        field_probability = calibrated_probability(all_validation_logits[n_cells_validation:], temperature)
+        field_labels = chips.labels[on["validation"]]
+        field_threshold = threshold_for_specificity(field_probability, field_labels, args.field_specificity)
+        field_band = choose_uncertain_band(field_probability, field_labels, field_threshold, balanced=True)
+        test_field_probability = calibrated_probability(
+            predict_logits(model, to_network_input(chips.images[on["test"]])), temperature
+        )
+        metrics["fields"] = {
+            name: field_metrics(
+                probability, chips.labels[on[name]], chips.stages[on[name]], field_threshold, field_band
+            )
+            for name, probability in (("validation", field_probability), ("test", test_field_probability))
+        }
+        # The single-cell threshold on field chips, for comparison (what serving fields with it would give).
+        metrics["fields"]["test_at_cell_threshold"] = field_metrics(
+            test_field_probability, chips.labels[on["test"]], chips.stages[on["test"]], threshold, band
+        )
+        field_card = {
+            "validated_on_fields": True,
+            "field_threshold": field_threshold,
+            "field_uncertain_band": list(field_band),
+        }
+    # The sample result rule's false-positive rates (worker.serving.results), on validation data only.
+    rates = {
+        "cells": false_positive_counts(
+            validation_probability,
+            y_validation,
+            threshold,
+            band,
+            f"NIH validation patients ({len(split['validation'])})",
+        )
+    }
+    if chips is not None:
+        rates["fields"] = false_positive_counts(
+            field_probability,
+            field_labels,
+            field_threshold,
+            field_band,
+            f"field chips of validation blocks {sorted(block_split['validation'])}",
+        )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,11 +276,28 @@ def train(args: argparse.Namespace) -> dict:
         "temperature": temperature,
         "threshold": threshold,
         "uncertain_band": list(band),
+        **field_card,
+        "false_positive_rates": rates,
         "training_data": {
             "manifest_sha256": manifest_digest(cells),
             "cells": len(cells),
             "split_seed": args.split_seed,
             "patients": {name: sorted(group) for name, group in split.items()},
+            **(
+                {
+                    "fields": {
+                        "annotations_sha256": fields_digest(args.fields),
+                        "chips": len(chips.labels),
+                        "chips_version": CHIPS_VERSION,
+                        "block_seed": args.block_seed,
+                        "blocks": {name: sorted(group) for name, group in block_split.items()},
+                        "share_of_batch": args.field_share,
+                        "parasitized_share_of_batch": args.field_positive_share,
+                    }
+                }
+                if chips is not None
+                else {}
+            ),
         },
         "training": {
             "seed": args.seed,
@@ -210,8 +327,39 @@ def train(args: argparse.Namespace) -> dict:
         **{f"validation_{k}": round(v, 4) for k, v in metrics["validation"].items() if isinstance(v, float)},
         **{f"test_{k}": round(v, 4) for k, v in metrics["test"].items() if isinstance(v, float)},
     }
+    if field_card:
+        summary["field_threshold"] = round(field_card["field_threshold"], 4)
+        summary["field_uncertain_band"] = [round(b, 4) for b in field_card["field_uncertain_band"]]
+        for name in ("validation", "test"):
+            for key in ("sensitivity", "false_parasitized_per_1000", "auc", "uncertain_fraction"):
+                summary[f"fields_{name}_{key}"] = round(metrics["fields"][name][key], 4)
     print(json.dumps(summary))
     return summary
+
+
+def false_positive_counts(probabilities, labels, threshold: float, band: tuple[float, float], measured_on: str) -> dict:
+    """Uninfected cells, and those called parasitized outside the band (confident) or parasitized or inside it."""
+    probabilities, negatives = np.asarray(probabilities), np.asarray(labels) == 0
+    called = probabilities >= threshold
+    inside = (probabilities >= band[0]) & (probabilities <= band[1])
+    return {
+        "uninfected": int(negatives.sum()),
+        "confident": int((negatives & called & ~inside).sum()),
+        "suspect": int((negatives & (called | inside)).sum()),
+        "measured_on": measured_on,
+    }
+
+
+def field_metrics(probabilities, labels, stages, threshold: float, band: tuple[float, float]) -> dict:
+    """cell_metrics plus what a parasitemia needs: false parasitized per 1,000 and sensitivity by stage."""
+    metrics = cell_metrics(probabilities, labels, threshold, band)
+    metrics["false_parasitized_per_1000"] = 1000.0 * metrics["fp"] / max(metrics["n"], 1)
+    called = np.asarray(probabilities) >= threshold
+    metrics["sensitivity_by_stage"] = {
+        str(stage): [int(called[stages == stage].sum()), int((stages == stage).sum())]
+        for stage in sorted(set(stages.tolist()) - {""})
+    }
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,17 +368,30 @@ def main(argv: list[str] | None = None) -> int:
 
     train_parser = commands.add_parser("train", help="train, calibrate and write the model and its card")
     train_parser.add_argument("--data", required=True, help="folder with Parasitized/ and Uninfected/")
+    train_parser.add_argument(
+        "--fields", default=None, help="boxed whole fields (fields/, annotations.json, manifest.csv) to train on too"
+    )
+    train_parser.add_argument("--block-seed", type=int, default=345, help="seed of the fields' split by block")
+    train_parser.add_argument("--field-share", type=float, default=0.4, help="share of each batch from field chips")
+    train_parser.add_argument(
+        "--field-positive-share", type=float, default=0.06, help="share of each batch from parasitized field chips"
+    )
+    train_parser.add_argument(
+        "--field-specificity", type=float, default=0.995, help="uninfected field chips right at the field threshold"
+    )
     train_parser.add_argument("--out", default=str(DEFAULT_MODEL_DIR), help="where to write the model")
     train_parser.add_argument("--version", default=dt.date.today().strftime("cnn-%Y.%m.%d"))
     train_parser.add_argument("--size", type=int, default=48)
     train_parser.add_argument("--stem", type=int, default=24)
     train_parser.add_argument("--stages", type=parse_stages, default=parse_stages("32x1,64x1,128x2"))
     train_parser.add_argument("--dropout", type=float, default=0.3)
-    train_parser.add_argument("--epochs", type=int, default=45)
+    train_parser.add_argument("--epochs", type=int, default=30)
     train_parser.add_argument("--batch-size", type=int, default=64)
     train_parser.add_argument("--learning-rate", type=float, default=3e-3)
     train_parser.add_argument("--weight-decay", type=float, default=1e-4)
-    train_parser.add_argument("--patience", type=int, default=12)
+    train_parser.add_argument(
+        "--patience", type=int, default=30, help="epochs without a better validation loss before stopping"
+    )
     train_parser.add_argument("--max-minutes", type=float, default=40.0)
     train_parser.add_argument("--seed", type=int, default=7)
     train_parser.add_argument("--split-seed", type=int, default=20181)
