@@ -95,10 +95,20 @@ def classify_field(
     chips = [cell_chip(rgb, analysis, o) for o in candidates]
     size = classifier.card.input_size
     inputs = np.stack([prepare_cell_uint8(Image.fromarray(chip), size) for chip in chips])
-    verdicts = [classifier.verdict(p, from_field=True) for p in classifier.probabilities(to_network_input(inputs))]
+    settled, cells = judge(classifier, analysis, candidates, classifier.probabilities(to_network_input(inputs)))
+    chip_of = {o.label: chip for o, chip in zip(candidates, chips, strict=True)}
+    return settled, [(cell, chip_of[cell.found.label]) for cell in cells]
+
+
+def judge(
+    classifier: CellClassifier, analysis: FieldAnalysis, candidates: Sequence[FoundObject], probabilities
+) -> tuple[FieldAnalysis, list[FieldCell]]:
+    """Verdicts at the field threshold for the candidates' probabilities: the settled analysis and its red
+    cells, each with its verdict."""
+    verdicts = [classifier.verdict(p, from_field=True) for p in probabilities]
     settled = settle(analysis, candidates, verdicts)
-    by_label = {o.label: (v, chip) for o, v, chip in zip(candidates, verdicts, chips, strict=True)}
-    return settled, [(FieldCell(o, by_label[o.label][0]), by_label[o.label][1]) for o in settled.red_cells]
+    by_label = {o.label: v for o, v in zip(candidates, verdicts, strict=True)}
+    return settled, [FieldCell(found=o, classification=by_label[o.label]) for o in settled.red_cells]
 
 
 class FieldClassifier:
@@ -131,9 +141,6 @@ class FieldClassifier:
                 continue
             analysis, candidates, chips = prepared
             probabilities = self.cells.probabilities(to_network_input(chips)) if len(chips) else []
-            verdicts = [self.cells.verdict(p, from_field=True) for p in probabilities]
-            settled = settle(analysis, candidates, verdicts)
-            by_label = {o.label: v for o, v in zip(candidates, verdicts, strict=True)}
-            cells = [FieldCell(found=o, classification=by_label[o.label]) for o in settled.red_cells]
+            settled, cells = judge(self.cells, analysis, candidates, probabilities)
             results.append(FieldResult(analysis=settled, cells=cells))
         return results

@@ -60,7 +60,8 @@ class ModelCard:
 
     @property
     def field_threshold(self) -> float:
-        """The threshold for chips cut from field photographs (stricter: they come at natural prevalence)."""
+        """The threshold for chips cut from field photographs, chosen for what a parasitemia needs (at least
+        99.5 % of uninfected chips right): they come at natural prevalence, 1 infected in 100 or fewer."""
         return float(self.data.get("field_threshold", self.data["threshold"]))
 
     @property
