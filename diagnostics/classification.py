@@ -107,17 +107,7 @@ def cell_outcomes_record(*, token: uuid.UUID, outcomes: Sequence[CellOutcome]) -
             .values_list("id", flat=True)
         )
         outcomes = [o for o in outcomes if o.image_id in held]
-        predictions = [
-            Prediction(
-                image_id=o.image_id,
-                label=o.label,
-                probability=o.probability,
-                uncertain=o.uncertain,
-                model_version=o.model_version,
-            )
-            for o in outcomes
-            if o.label is not None
-        ]
+        predictions = [Prediction.of(o.image_id, o) for o in outcomes if o.label is not None]
         Prediction.objects.bulk_create(predictions)
         classified = [o.image_id for o in outcomes if o.label is not None]
         CellImage.objects.filter(pk__in=classified).update(

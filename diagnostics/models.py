@@ -253,6 +253,18 @@ class Prediction(models.Model):
     def __str__(self) -> str:
         return f"{self.label} ({self.probability:.2f})"
 
+    @classmethod
+    def of(cls, image_id: int, verdict) -> Prediction:
+        """The prediction for an image from a verdict: anything with the engine's label, probability,
+        uncertain and model_version (worker.serving.engine.CellClassification, classification.CellOutcome)."""
+        return cls(
+            image_id=image_id,
+            label=verdict.label,
+            probability=verdict.probability,
+            uncertain=verdict.uncertain,
+            model_version=verdict.model_version,
+        )
+
 
 class Decision(models.TextChoices):
     CONFIRM = "confirm", "Confirm"

@@ -184,14 +184,7 @@ def field_cells_record(
                 verdicts.append(verdict)
             CellImage.objects.bulk_create(rows)
             Prediction.objects.bulk_create(
-                Prediction(
-                    image=row,
-                    label=verdict.label,
-                    probability=verdict.probability,
-                    uncertain=verdict.uncertain,
-                    model_version=verdict.model_version,
-                )
-                for row, verdict in zip(rows, verdicts, strict=True)
+                Prediction.of(row.pk, verdict) for row, verdict in zip(rows, verdicts, strict=True)
             )
             Field.objects.filter(pk=field_id).update(
                 status=FieldStatus.SEGMENTED,
