@@ -116,5 +116,9 @@ def test_evaluate_command_agrees_with_the_engine(classifier, test_cells, tmp_pat
     assert metrics["specificity"] == pytest.approx(1 - predicted[labels == 0].mean())
     for key in ("precision", "f1", "auc", "ece", "threshold", "uncertain_fraction", "model_version"):
         assert key in metrics
-    for name in ("classification_report.txt", "roc.png", "confusion_matrix.png", "reliability.png"):
+    assert set(metrics["accuracy_at_coverage"]) == {"0.8", "0.9", "0.95"}
+    assert metrics["accuracy_at_coverage"]["0.8"] >= metrics["accuracy_at_coverage"]["0.95"] - 0.02
+    assert 0.0 <= metrics["sensitivity_at_specificity_0995"] <= 1.0
+    names = ("classification_report.txt", "roc.png", "confusion_matrix.png", "reliability.png", "risk_coverage.png")
+    for name in names:
         assert (out / name).stat().st_size > 0

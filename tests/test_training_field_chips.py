@@ -112,3 +112,32 @@ def test_chips_from_a_real_field_are_cut_by_the_served_detector():
     assert any(label == 1 and stage == "gametocyte" for _, label, stage in chips)
     corners = np.stack([chip[0, 0] for chip, _, _ in chips])
     assert (corners == 0).mean() > 0.9, "outside the cell's mask is black, as in the NIH crops"
+
+
+# -- risk-coverage (the evaluate command's accuracy_at_coverage and sensitivity_at_specificity_0995) --------
+
+
+def test_risk_coverage_keeps_the_surest_cells_first():
+    from worker.training.calibration import accuracy_at_coverage, risk_coverage
+
+    probabilities = np.array([0.99, 0.01, 0.6, 0.45, 0.9, 0.05, 0.52, 0.3])
+    labels = np.array([1, 0, 0, 1, 1, 0, 1, 0])
+    # distance from 0.5: 0.49, 0.49, 0.10, 0.05, 0.40, 0.45, 0.02, 0.20 -> the two wrong ones (0.6, 0.45) come late
+    curve = risk_coverage(probabilities, labels, 0.5)
+    assert curve["coverage"].tolist() == [k / 8 for k in range(1, 9)]
+    assert curve["accuracy"][:5].tolist() == [1.0] * 5
+    assert curve["accuracy"][-1] == 6 / 8
+    assert accuracy_at_coverage(probabilities, labels, 0.5, 0.625) == 1.0
+    assert accuracy_at_coverage(probabilities, labels, 0.5, 0.75) == 5 / 6
+    assert curve["sensitivity"][-1] == 3 / 4 and curve["specificity"][-1] == 3 / 4
+
+
+def test_sensitivity_at_specificity():
+    from worker.training.calibration import sensitivity_at_specificity
+
+    negatives = np.linspace(0.0, 0.5, 1000)  # 99.5 % right: 5 may be called positive, from 0.4975 up
+    positives = np.array([0.2, 0.497, 0.499, 0.6, 0.9])
+    probabilities = np.concatenate([negatives, positives])
+    labels = np.concatenate([np.zeros(1000), np.ones(5)])
+    assert sensitivity_at_specificity(probabilities, labels, 0.995) == 3 / 5
+    assert sensitivity_at_specificity(probabilities, labels, 0.0) == 1.0

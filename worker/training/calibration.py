@@ -95,6 +95,42 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(total)
 
 
+def risk_coverage(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """How the cells the model is surest of fare as more of them are set aside for a human.
+
+    Cells are ordered by their distance from the threshold, surest first; for every coverage k / n (the k
+    surest cells kept, the rest in an uncertain band) the accuracy, sensitivity and specificity of the kept
+    cells. Ties in distance are kept or set aside together by position, which at these sample sizes is noise.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    order = np.argsort(-np.abs(probabilities - threshold), kind="stable")
+    correct = ((probabilities >= threshold) == labels)[order]
+    positive = labels[order]
+    kept = np.arange(1, len(labels) + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "coverage": kept / len(labels),
+            "accuracy": np.cumsum(correct) / kept,
+            "sensitivity": np.cumsum(correct & positive) / np.cumsum(positive),
+            "specificity": np.cumsum(correct & ~positive) / np.cumsum(~positive),
+        }
+
+
+def accuracy_at_coverage(probabilities: np.ndarray, labels: np.ndarray, threshold: float, coverage: float) -> float:
+    """Accuracy on the `coverage` share of cells the model is surest of (at least one cell)."""
+    curve = risk_coverage(probabilities, labels, threshold)
+    k = max(1, int(np.floor(coverage * len(curve["accuracy"]))))
+    return float(curve["accuracy"][k - 1])
+
+
+def sensitivity_at_specificity(probabilities: np.ndarray, labels: np.ndarray, specificity: float) -> float:
+    """Sensitivity at the most sensitive threshold that keeps at least `specificity` of the negatives right."""
+    labels = np.asarray(labels).astype(bool)
+    threshold = threshold_for_specificity(probabilities, labels, specificity)
+    return float((np.asarray(probabilities)[labels] >= threshold).mean()) if labels.any() else float("nan")
+
+
 def cell_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float, band: tuple[float, float]) -> dict:
     """The figures we report for a set of cells (labels: 1 = Parasitized)."""
     from sklearn.metrics import roc_auc_score

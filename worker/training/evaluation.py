@@ -13,8 +13,16 @@ import numpy as np
 
 from worker.serving.engine import CellClassification, CellClassifier
 from worker.serving.model_card import load_model_card
-from worker.training.calibration import cell_metrics
+from worker.training.calibration import (
+    accuracy_at_coverage,
+    cell_metrics,
+    risk_coverage,
+    sensitivity_at_specificity,
+)
 from worker.training.dataset import LABELS, list_cells
+
+# Shares of cells kept (the rest set aside as uncertain) at which the accuracy is reported.
+COVERAGES = (0.8, 0.9, 0.95)
 
 
 def evaluate(*, data: str, model_dir: str, out: str, split: str = "all") -> dict:
@@ -35,6 +43,10 @@ def evaluate(*, data: str, model_dir: str, out: str, split: str = "all") -> dict
     labels = np.array([cell.label for cell, _ in kept])
     probabilities = np.array([r.probability for _, r in kept])
     metrics = cell_metrics(probabilities, labels, card.threshold, card.uncertain_band)
+    metrics["accuracy_at_coverage"] = {
+        str(c): accuracy_at_coverage(probabilities, labels, card.threshold, c) for c in COVERAGES
+    }
+    metrics["sensitivity_at_specificity_0995"] = sensitivity_at_specificity(probabilities, labels, 0.995)
     metrics.update(
         {
             "threshold": card.threshold,
@@ -98,4 +110,19 @@ def write_plots(folder: Path, labels, probabilities, threshold) -> None:
     CalibrationDisplay.from_predictions(labels, probabilities, n_bins=15, ax=axis, name="calibrated")
     axis.set_title("Reliability diagram")
     figure.savefig(folder / "reliability.png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+    curve = risk_coverage(probabilities, labels, threshold)
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for key in ("accuracy", "sensitivity", "specificity"):
+        axis.plot(curve["coverage"], curve[key], label=key)
+    for coverage in COVERAGES:
+        axis.axvline(coverage, color="0.85", linewidth=0.8, zorder=0)
+    axis.set_xlim(0.5, 1.0)
+    axis.set_ylim(max(0.8, float(np.nanmin(curve["accuracy"][len(labels) // 2 :])) - 0.02), 1.001)
+    axis.set_xlabel("coverage: share of cells kept, surest first (the rest go to a human)")
+    axis.set_ylabel("share right among the kept cells")
+    axis.set_title("Risk-coverage")
+    axis.legend(loc="lower left")
+    figure.savefig(folder / "risk_coverage.png", dpi=120, bbox_inches="tight")
     plt.close(figure)
