@@ -154,6 +154,17 @@ class SampleDetailApi(GenericAPIView):
         return Response(SampleDetailSerializer(selectors.sample_get(request.membership, sample_id)).data)
 
 
+def multipart_upload(files_field: str) -> dict:
+    """The OpenAPI body of an upload: many files in `files_field` and/or one ZIP in `archive`."""
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "multipart/form-data": {
+            "type": "object",
+            "properties": {files_field: {"type": "array", "items": binary}, "archive": binary},
+        }
+    }
+
+
 class SampleImagesApi(GenericAPIView):
     serializer_class = CellImageSerializer
     pagination_class = Pages
@@ -165,16 +176,7 @@ class SampleImagesApi(GenericAPIView):
         return self.get_paginated_response(CellImageSerializer(page, many=True).data)
 
     @extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {
-                    "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                    "archive": {"type": "string", "format": "binary"},
-                },
-            }
-        },
-        responses={202: UploadResultSerializer, 400: UploadResultSerializer},
+        request=multipart_upload("images"), responses={202: UploadResultSerializer, 400: UploadResultSerializer}
     )
     def post(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)
@@ -212,15 +214,7 @@ class SampleFieldsApi(GenericAPIView):
 
     @extend_schema(
         operation_id="samples_fields_upload",
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {
-                    "fields": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                    "archive": {"type": "string", "format": "binary"},
-                },
-            }
-        },
+        request=multipart_upload("fields"),
         responses={202: UploadResultSerializer, 400: UploadResultSerializer},
     )
     def post(self, request, sample_id: int):

@@ -166,14 +166,20 @@ def cell_images_receive(
     archive: UploadedFile | None,
 ) -> UploadOutcome:
     """Read an upload's files (bounded), validate each on its own, and store those that pass."""
-    limits = upload_limits()
-    # One byte over a limit is enough for validation to say the file is too large.
-    files = [(f.name, f.read(limits.max_file_bytes + 1)) for f in images]
-    zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1)) if archive else None
-    cells, rejected = validate_upload(files, zipped, limits)
+    cells, rejected = _read_and_validate(images, archive, upload_limits())
     return cell_images_upload(
         sample=sample, actor=actor, membership=membership, audit=audit, cells=cells, rejected=rejected
     )
+
+
+def _read_and_validate(
+    files: Sequence[UploadedFile], archive: UploadedFile | None, limits
+) -> tuple[list[ValidatedCell], list[RejectedFile]]:
+    """Read each file (bounded) and judge it against the limits: what passes and what is refused, with why."""
+    # One byte over a limit is enough for validation to say the file is too large.
+    read = [(f.name, f.read(limits.max_file_bytes + 1)) for f in files]
+    zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1)) if archive else None
+    return validate_upload(read, zipped, limits)
 
 
 def cell_images_upload(
@@ -272,10 +278,7 @@ def fields_receive(
     archive: UploadedFile | None,
 ) -> UploadOutcome:
     """Read an upload of field photographs (bounded), validate each with their limits, store those that pass."""
-    limits = FIELD_LIMITS
-    files = [(f.name, f.read(limits.max_file_bytes + 1)) for f in fields]
-    zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1)) if archive else None
-    photographs, rejected = validate_upload(files, zipped, limits)
+    photographs, rejected = _read_and_validate(fields, archive, FIELD_LIMITS)
     return fields_upload(
         sample=sample, actor=actor, membership=membership, audit=audit, fields=photographs, rejected=rejected
     )
