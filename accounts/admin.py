@@ -35,7 +35,6 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["email", "lab__name"]
 
     def save_model(self, request, obj, form, change):
-        obj.email = obj.email.strip().lower()
         previous = Membership.objects.filter(pk=obj.pk).values_list("role", flat=True).first() if change else None
         super().save_model(request, obj, form, change)
         audit_record(

@@ -6,7 +6,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from accounts.firebase import AuthServiceUnavailable, TokenRejected, verify_id_token
-from accounts.services import user_sign_in
+from accounts.services import PrivilegedAccountUnbound, user_sign_in
+
+DEACTIVATED = "This account has been deactivated by a site administrator."
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -28,7 +30,13 @@ class FirebaseAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(str(exc)) from exc
         except AuthServiceUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from exc
-        return user_sign_in(identity=identity), identity
+        try:
+            user = user_sign_in(identity=identity)
+        except PrivilegedAccountUnbound as exc:
+            raise exceptions.PermissionDenied(str(exc)) from exc
+        if not user.is_active:  # checked on every request, so a deactivation takes effect at once
+            raise exceptions.AuthenticationFailed(DEACTIVATED)
+        return user, identity
 
     def authenticate_header(self, request):
         # Makes DRF answer 401 (not 403) when credentials are missing or wrong.

@@ -17,6 +17,8 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from firebase_admin import auth, credentials
 
+from accounts.models import canonical_email
+
 APP_NAME = "malaria-detect"
 
 
@@ -31,8 +33,10 @@ class AuthServiceUnavailable(Exception):
 @dataclass(frozen=True)
 class FirebaseIdentity:
     uid: str
-    email: str
+    email: str  # canonical (accounts.models.canonical_email)
     issued_at: int
+    auth_time: int = 0  # when the person last entered their credentials (not when the token was refreshed)
+    provider: str = ""
 
 
 def emulator_host() -> str:
@@ -98,13 +102,26 @@ def verify_id_token(token: str) -> FirebaseIdentity:
         raise AuthServiceUnavailable("The sign-in service cannot be reached; try again shortly.") from exc
     except (auth.InvalidIdTokenError, ValueError) as exc:
         raise TokenRejected(f"The sign-in token is not valid: {exc}") from exc
-    email = (claims.get("email") or "").strip().lower()
+    sign_in = claims.get("firebase") or {}
+    if sign_in.get("tenant"):
+        raise TokenRejected("Tokens of a Firebase tenant are not accepted here.")
+    provider = str(sign_in.get("sign_in_provider") or "")
+    if provider not in settings.FIREBASE_SIGN_IN_PROVIDERS:
+        accepted = ", ".join(settings.FIREBASE_SIGN_IN_PROVIDERS)
+        raise TokenRejected(f"Signing in with {provider or 'this method'} is not accepted here (accepted: {accepted}).")
+    email = canonical_email(claims.get("email") or "")
     if not email:
         raise TokenRejected("The sign-in token carries no email address.")
     if not claims.get("email_verified", False):
         # Lab membership is granted by email, so an unverified address must not be trusted.
         raise TokenRejected("The email address of this account is not verified.")
-    identity = FirebaseIdentity(uid=claims["uid"], email=email, issued_at=int(claims["iat"]))
+    identity = FirebaseIdentity(
+        uid=claims["uid"],
+        email=email,
+        issued_at=int(claims["iat"]),
+        auth_time=int(claims.get("auth_time") or 0),
+        provider=provider,
+    )
     ensure_not_revoked(identity, app)
     return identity
 

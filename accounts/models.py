@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
+
+
+def canonical_email(email: str) -> str:
+    """The one form an email is stored and compared in: NFC, trimmed, lower-cased by Python.
+
+    Compared with `=`, never `iexact`: PostgreSQL's UPPER() folds the dotless ı of "alıce" to I, which would
+    match alice's membership. Python's lower() leaves distinct letters distinct (no case folding of ß or ı).
+    """
+    return unicodedata.normalize("NFC", email.strip()).lower()
 
 
 class User(AbstractUser):
@@ -13,6 +24,10 @@ class User(AbstractUser):
 
     firebase_uid = models.CharField(max_length=128, unique=True, null=True, blank=True)
     email = models.EmailField(unique=True)
+
+    def save(self, *args, **kwargs):
+        self.email = canonical_email(self.email or "")
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return self.email or self.username
@@ -41,6 +56,10 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="one_lab_per_email")]
+
+    def save(self, *args, **kwargs):
+        self.email = canonical_email(self.email)
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"{self.email}: {self.role} of {self.lab}"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from accounts.models import Membership, User
+from accounts.models import Membership, User, canonical_email
 
 
 def membership_for_user(user: User) -> Membership | None:
     if not user or not user.is_authenticated or not user.email:
         return None
-    return Membership.objects.select_related("lab").filter(email__iexact=user.email).first()
+    return Membership.objects.select_related("lab").filter(email=canonical_email(user.email)).first()

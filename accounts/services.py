@@ -11,15 +11,27 @@ from django.db import IntegrityError, transaction
 
 from accounts.audit import NO_REQUEST, AuditContext, audit_record
 from accounts.firebase import FirebaseIdentity
-from accounts.models import Lab, Membership, Role, User
+from accounts.models import Lab, Membership, Role, User, canonical_email
+
+
+class PrivilegedAccountUnbound(Exception):
+    """A first sign-in whose email is that of a staff or superuser account not yet linked to Firebase."""
 
 
 def user_sign_in(*, identity: FirebaseIdentity) -> User:
     """The user for a verified token, created on first sign-in; the email follows Firebase's."""
     user = User.objects.filter(firebase_uid=identity.uid).first()
     if user is None:
-        # A user added by an administrator before first sign-in is matched by email.
-        user = User.objects.filter(email__iexact=identity.email, firebase_uid__isnull=True).first()
+        # A user added by an administrator before first sign-in is matched by email, but never a staff or
+        # superuser account: whoever controls a mailbox (or an identity provider) must not inherit admin rights.
+        user = User.objects.filter(
+            email=identity.email, firebase_uid__isnull=True, is_staff=False, is_superuser=False
+        ).first()
+        if user is None and User.objects.filter(email=identity.email, firebase_uid__isnull=True).exists():
+            raise PrivilegedAccountUnbound(
+                "This email belongs to a site administrator's account, which is not opened by email alone: "
+                "an administrator must link it (set its Firebase UID in the admin)."
+            )
     if user is None:
         try:
             with transaction.atomic():
@@ -53,11 +65,11 @@ def membership_set(
     *, lab: Lab, email: str, role: str, actor: User | None = None, audit: AuditContext = NO_REQUEST
 ) -> Membership:
     """Give the person with this email a role in a lab (one lab per person)."""
-    email = email.strip().lower()
+    email = canonical_email(email)
     if role not in Role.values:
         raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
     with transaction.atomic():
-        existing = Membership.objects.select_for_update().filter(email__iexact=email).first()
+        existing = Membership.objects.select_for_update().filter(email=email).first()
         if existing and existing.lab_id != lab.id:
             raise ValidationError({"email": f"{email} is already a member of {existing.lab.name}"})
         previous = existing.role if existing else None

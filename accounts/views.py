@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from django.conf import settings
 from django.contrib.auth import login
@@ -13,12 +14,14 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import audit_context, audit_record
+from accounts.authentication import DEACTIVATED
 from accounts.firebase import AuthServiceUnavailable, TokenRejected, emulator_host, verify_id_token
 from accounts.selectors import membership_for_user
-from accounts.services import user_sign_in
+from accounts.services import PrivilegedAccountUnbound, user_sign_in
 from accounts.sessions import session_bind, session_end
 
 NO_TOKEN = "No sign-in token was sent. Signing in needs JavaScript: turn it on and try again."
+SIGN_IN_NOT_RECENT = "This sign-in is too old to open a session: enter your email and password again."
 
 
 def safe_next(request, candidate: str | None) -> str:
@@ -89,9 +92,14 @@ def session_create(request):
         return refuse(str(exc), 401)
     except AuthServiceUnavailable as exc:
         return refuse(str(exc), 503)
-    user = user_sign_in(identity=identity)
+    if time.time() - identity.auth_time > settings.FIREBASE_RECENT_SIGN_IN_SECONDS:
+        return refuse(SIGN_IN_NOT_RECENT, 401)
+    try:
+        user = user_sign_in(identity=identity)
+    except PrivilegedAccountUnbound as exc:
+        return refuse(str(exc), 403)
     if not user.is_active:
-        return refuse("This account has been deactivated by a site administrator.", 401)
+        return refuse(DEACTIVATED, 401)
     login(request, user)  # a new session key and CSRF token: nothing from before signing in carries over
     session_bind(request, identity)
     membership = membership_for_user(user)

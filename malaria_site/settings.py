@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "malaria_site.health.HealthCheckMiddleware",
     "diagnostics.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -211,6 +212,12 @@ FIREBASE_AUTH_DOMAIN = env_str("FIREBASE_AUTH_DOMAIN", f"{FIREBASE_PROJECT_ID}.f
 FIREBASE_GOOGLE_SIGN_IN = env_bool("FIREBASE_GOOGLE_SIGN_IN", False)
 # Revoked tokens and disabled users are rechecked against Firebase at least this often.
 FIREBASE_REVOCATION_CHECK_SECONDS = env_int("FIREBASE_REVOCATION_CHECK_SECONDS", 300, minimum=1)
+# The sign-in providers the lab uses (Firebase's names: password, google.com, microsoft.com, ...). Tokens
+# from any other (anonymous, custom, phone) and from Identity Platform tenants are refused.
+FIREBASE_SIGN_IN_PROVIDERS = env_list("FIREBASE_SIGN_IN_PROVIDERS", "password,google.com")
+# A page session is only opened for a sign-in this recent (the token's auth_time): a stolen token or a
+# browser's long-lived Firebase sign-in cannot be exchanged for a session later.
+FIREBASE_RECENT_SIGN_IN_SECONDS = env_int("FIREBASE_RECENT_SIGN_IN_SECONDS", 300, minimum=30)
 
 # Celery: Redis when configured, else a filesystem broker in var/ that needs no server.
 REDIS_BROKER_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=1)}
@@ -253,7 +260,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# Pages link to nothing that needs our URLs; other sites get the origin at most.
+SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
+    # HTTPS only: redirect plain HTTP and tell browsers never to try it (HSTS). Off in development (DEBUG).
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_CONTENT_TYPE_NOSNIFF = True

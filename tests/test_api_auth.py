@@ -96,3 +96,32 @@ def test_revocation_is_cached_for_at_most_the_recheck_interval(clinician, auth_e
 
     seconds_left = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]).ttl(cache.make_key(key))
     assert 0 < seconds_left <= 300
+
+
+def test_a_user_deactivated_in_the_admin_is_refused_by_the_api_at_once(clinician):
+    client = clinician.client()
+    assert client.get("/api/v1/me").status_code == 200
+    user = clinician.user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    response = client.get("/api/v1/me")  # the same, still valid Firebase token
+    assert response.status_code == 401
+    assert "deactivated" in response.json()["detail"]
+    assert client.post("/api/v1/patients", {"identifier": "MRN-X"}, format="json").status_code == 401
+
+
+def test_emails_are_compared_in_one_canonical_form_not_by_postgresql_upper(auth_emulator, lab_a):
+    """'alıce' (dotless i) upper-cases to ALICE in PostgreSQL; it must not inherit alice's membership."""
+    from accounts.models import Membership, canonical_email
+    from accounts.services import membership_set
+
+    membership_set(lab=lab_a, email="  Alice@Lab.example ", role="reviewer")
+    assert Membership.objects.get(lab=lab_a).email == "alice@lab.example"
+    assert canonical_email("Alice@Lab.example") == "alice@lab.example"
+    assert canonical_email("alıce@lab.example") != "alice@lab.example"
+    auth_emulator.create_account("alıce@lab.example")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {auth_emulator.sign_in('alıce@lab.example')}")
+    response = client.get("/api/v1/me")
+    assert response.status_code == 403
+    assert "pending" in response.json()["detail"]

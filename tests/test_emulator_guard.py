@@ -141,3 +141,16 @@ def test_an_untrusting_process_refuses_emulator_tokens_after_it_accepted_some(cl
     settings.FIREBASE_AUTH_EMULATOR_TRUSTED = False
     with pytest.raises(ImproperlyConfigured, match="FIREBASE_AUTH_EMULATOR_TRUSTED is not"):
         verify_id_token(clinician.token)
+
+
+def test_production_settings_send_https_only_headers_and_development_does_not():
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, "
+        "s.SECURE_REFERRER_POLICY]))"
+    )
+    production = run_python(code, DJANGO_SECRET_KEY="x" * 50)
+    assert production.returncode == 0, production.stderr
+    assert production.stdout.strip() == '[true, 31536000, true, "same-origin"]'
+    development = run_python(code, DJANGO_DEBUG="1")
+    assert development.stdout.strip() == '[false, 0, false, "same-origin"]'

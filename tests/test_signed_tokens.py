@@ -216,3 +216,58 @@ def test_certificate_endpoint_down_is_503(monkeypatch, signing_key, service_acco
         _drop_app()
     assert response.status_code == 503
     assert "try again" in response.json()["detail"]
+
+
+# -- which sign-ins are accepted (issue 10: providers, tenants, a recent sign-in for a session) -----------
+
+
+@pytest.mark.parametrize("provider", ["anonymous", "custom", "phone"])
+def test_providers_the_lab_does_not_use_are_401(production_firebase, signing_key, member, provider):
+    response = call(token(signing_key[0], firebase={"sign_in_provider": provider}))
+    assert response.status_code == 401
+    assert f"Signing in with {provider} is not accepted" in response.json()["detail"]
+
+
+def test_google_sign_in_is_accepted_and_the_provider_list_is_a_setting(
+    production_firebase, signing_key, member, settings
+):
+    google = token(signing_key[0], firebase={"sign_in_provider": "google.com"})
+    assert call(google).status_code == 200
+    settings.FIREBASE_SIGN_IN_PROVIDERS = ["password"]
+    response = call(google)
+    assert response.status_code == 401
+    assert "accepted: password" in response.json()["detail"]
+
+
+def test_tenant_tokens_are_401(production_firebase, signing_key, member):
+    response = call(token(signing_key[0], firebase={"sign_in_provider": "password", "tenant": "lab-tenant-1"}))
+    assert response.status_code == 401
+    assert "tenant" in response.json()["detail"]
+
+
+def test_a_session_needs_a_recent_sign_in_but_the_api_takes_refreshed_tokens(
+    production_firebase, signing_key, member, settings
+):
+    from django.test import Client
+
+    old_sign_in = int(time.time()) - settings.FIREBASE_RECENT_SIGN_IN_SECONDS - 60
+    refreshed = token(signing_key[0], auth_time=old_sign_in)  # issued just now, by a refresh token
+    assert call(refreshed).status_code == 200
+
+    client = Client()
+    response = client.post("/session", json.dumps({"id_token": refreshed}), content_type="application/json")
+    assert response.status_code == 401
+    assert "too old" in response.json()["detail"]
+    assert "_auth_user_id" not in client.session
+    fresh = client.post("/session", json.dumps({"id_token": token(signing_key[0])}), content_type="application/json")
+    assert fresh.status_code == 200, fresh.content
+
+
+def test_a_staff_account_is_never_opened_by_email_alone(production_firebase, signing_key, member):
+    from accounts.models import User
+
+    User.objects.create(username="site-admin", email="signed@example.org", is_staff=True)
+    response = call(token(signing_key[0]))
+    assert response.status_code == 403
+    assert "administrator" in response.json()["detail"]
+    assert User.objects.get(username="site-admin").firebase_uid is None
