@@ -15,7 +15,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Lab, User
+from accounts.models import Lab, User, canonical_email
 
 FIRST_BIRTH_YEAR = 1900
 NOTES_MAX_LENGTH = 5000  # for a sample's notes and a review's comment
@@ -92,8 +92,8 @@ def today() -> dt.date:
 
 class SampleQuerySet(models.QuerySet):
     def reviewable_by(self, reviewer: User) -> SampleQuerySet:
-        """Sample.review_refusal as a filter: leaves out the samples this reviewer created."""
-        return self.exclude(created_by=reviewer)
+        """Sample.review_refusal as a filter: leaves out the samples this reviewer created or uploaded to."""
+        return self.exclude(created_by=reviewer).exclude(contributors__email=canonical_email(reviewer.email))
 
 
 class Sample(models.Model):
@@ -136,14 +136,32 @@ class Sample(models.Model):
         return f"Sample {self.pk} of {self.patient}"
 
     def review_refusal(self, reviewer: User) -> str | None:
-        """Why this person may not review this sample, or None: a reviewer never reviews a sample they created.
+        """Why this person may not review this sample, or None. Four eyes: a reviewer never reviews a sample
+        they created or uploaded cells or fields to (SampleContributor, kept by email after an account goes).
 
         review_create enforces it, the review page shows it, and the review queue leaves such samples out
         (SampleQuerySet.reviewable_by, the same rule as a filter).
         """
-        if self.created_by_id is not None and self.created_by_id == reviewer.pk:
-            return "You created this sample, so another reviewer must review it."
+        if (self.created_by_id is not None and self.created_by_id == reviewer.pk) or self.contributors.filter(
+            email=canonical_email(reviewer.email)
+        ).exists():
+            return "You created this sample or uploaded images to it, so another reviewer must review it."
         return None
+
+
+class SampleContributor(models.Model):
+    """Someone who created a sample or uploaded to it. By email, not by account: the four-eyes rule must
+    still hold after the account is deleted (or deleted and made again for the same person)."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="contributors")
+    email = models.EmailField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "email"], name="one_contributor_row_per_email")]
+
+    def __str__(self) -> str:
+        return f"{self.email} on sample {self.sample_id}"
 
 
 class QueuedUpload(models.Model):
@@ -283,6 +301,9 @@ class Review(models.Model):
     result = models.CharField(max_length=20, choices=Result.choices)
     comment = limited_text()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when cells or fields were added to the sample after this review: its decision was made without
+    # them, so it no longer stands (the sample goes back to the review queue); kept for the record.
+    stale_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = LATEST_REVIEW_FIRST

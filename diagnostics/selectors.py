@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -85,10 +85,12 @@ def samples_in_progress(membership: Membership) -> QuerySet[Sample]:
 
 
 def samples_awaiting_review(membership: Membership, *, reviewer: User) -> QuerySet[Sample]:
-    """Complete samples nobody has reviewed, most uncertain cells first; a reviewer never reviews their own."""
+    """Complete samples with no review that stands (none, or only stale ones), most uncertain cells first;
+    a reviewer never sees the samples they created or uploaded to."""
+    standing = Review.objects.filter(sample=OuterRef("pk"), stale_at__isnull=True)
     return (
         samples_for(membership, status=SampleStatus.COMPLETE)
-        .filter(reviews__isnull=True)
+        .filter(~Exists(standing))
         .reviewable_by(reviewer)
         .order_by("-uncertain_count", "created_at", "id")
     )
@@ -133,8 +135,8 @@ def reviews_of(sample: Sample) -> list[Review]:
 
 
 def latest_review(sample: Sample) -> Review | None:
-    """The review whose result is the sample's final result, or None while it is unreviewed."""
-    return next(iter(reviews_of(sample)), None)
+    """The review whose result is the sample's final result: the latest that is not stale, else None."""
+    return next((review for review in reviews_of(sample) if review.stale_at is None), None)
 
 
 def cell_images_for(membership: Membership, *, sample: Sample | None = None, show: str = "all") -> QuerySet[CellImage]:

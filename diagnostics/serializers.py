@@ -57,7 +57,7 @@ class ReviewSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Review
-        fields = ["id", "decision", "result", "comment", "reviewer", "created_at", "cells"]
+        fields = ["id", "decision", "result", "comment", "reviewer", "created_at", "stale_at", "cells"]
 
     def get_cells(self, review) -> list[dict]:
         return [{"image": relabel.image_id, "label": relabel.label} for relabel in review.cell_labels.all()]

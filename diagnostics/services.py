@@ -40,6 +40,7 @@ from diagnostics.models import (
     Result,
     Review,
     Sample,
+    SampleContributor,
     SampleStatus,
     Sex,
 )
@@ -139,6 +140,7 @@ def sample_create(
     sample.full_clean()
     with transaction.atomic():
         sample.save()
+        SampleContributor.objects.create(sample=sample, email=actor.email)
         audit_record(action="sample.create", context=audit, target=sample, actor=actor, lab=membership.lab)
     return sample
 
@@ -246,6 +248,10 @@ def _uploaded_store(
                 accepted.append(row)
             model.objects.bulk_create(accepted)
             if accepted:
+                SampleContributor.objects.bulk_create(
+                    [SampleContributor(sample=sample, email=actor.email)], ignore_conflicts=True
+                )
+                _reviews_go_stale(sample, actor=actor, membership=membership, audit=audit, added=len(accepted))
                 sample_refresh(sample_id=sample.pk)
                 audit_record(
                     action=action,
@@ -266,6 +272,23 @@ def _uploaded_store(
             storage.delete(name)
         raise
     return UploadOutcome(accepted=accepted, rejected=rejected)
+
+
+def _reviews_go_stale(sample: Sample, *, actor: User, membership: Membership, audit: AuditContext, added: int) -> None:
+    """New cells or fields after a review: the review was decided without them, so it stops standing and
+    the sample returns to the review queue (the review stays on record, marked stale, and audited)."""
+    standing = list(Review.objects.filter(sample=sample, stale_at__isnull=True).values_list("pk", flat=True))
+    if not standing:
+        return
+    Review.objects.filter(pk__in=standing).update(stale_at=timezone.now())
+    audit_record(
+        action="sample.review_stale",
+        context=audit,
+        target=sample,
+        actor=actor,
+        lab=membership.lab,
+        detail={"reviews": standing, "images_added": added},
+    )
 
 
 def fields_receive(

@@ -158,7 +158,7 @@ def test_the_creator_of_a_sample_is_told_another_reviewer_must_review_it(reviewe
     sample_id = positive_sample(reviewer, patient)
     page = reviewer_client.get(f"/samples/{sample_id}/review")
     assert page.status_code == 200
-    assert "You created this sample, so another reviewer must review it." in text_of(page)
+    assert "You created this sample or uploaded images to it, so another reviewer must review it." in text_of(page)
     assert 'name="decision"' not in page.content.decode()
     refused = reviewer_client.post(f"/samples/{sample_id}/review", {"decision": "confirm", "comment": "Looks fine."})
     assert refused.status_code == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.page_sessions import page_client, text_of
 from tests.stored_cells import add_cells
 
 pytestmark = pytest.mark.django_db
@@ -217,3 +218,91 @@ def test_a_review_is_audited(reviewer, lab_a, complete_sample):
     assert (event.object_type, event.object_id) == ("sample", str(complete_sample["id"]))
     assert (event.actor, event.lab_id, event.ip_address) == (reviewer.user, lab_a.id, "127.0.0.1")
     assert event.detail == {"review": review["id"], "decision": "override", "result": "negative", "cells_relabelled": 1}
+
+
+# -- four eyes and stale reviews (issue 10) ---------------------------------------------------------------
+
+
+def awaiting(person) -> list[int]:
+    from accounts.selectors import membership_for_user
+    from diagnostics.selectors import samples_awaiting_review
+
+    user = person.user
+    membership = membership_for_user(user)
+    return list(samples_awaiting_review(membership, reviewer=user).values_list("pk", flat=True))
+
+
+def upload_one_cell(person, sample_id: int):
+    from tests.cells import cell_png, named
+
+    response = person.client().post(
+        f"/api/v1/samples/{sample_id}/images", {"images": [named("later.png", cell_png())]}, format="multipart"
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["accepted"][0]["id"]
+
+
+def classify_as_the_worker_would(image_id: int, sample_id: int, label: str = "uninfected"):
+    from diagnostics.models import CellImage, CellImageStatus
+    from diagnostics.services import sample_refresh
+    from tests.factories import PredictionFactory
+
+    CellImage.objects.filter(pk=image_id).update(status=CellImageStatus.CLASSIFIED)
+    PredictionFactory(image_id=image_id, label=label)
+    sample_refresh(sample_id=sample_id)
+
+
+def test_a_reviewer_who_uploaded_cells_to_a_sample_may_not_review_it(make_person, lab_a, complete_sample):
+    uploader = make_person("reviewer", lab_a)
+    uploader.client().get("/api/v1/me")  # signed in once: the account exists
+    assert complete_sample["id"] in awaiting(uploader)
+    image_id = upload_one_cell(uploader, complete_sample["id"])
+    classify_as_the_worker_would(image_id, complete_sample["id"])
+    response = post_review(uploader, complete_sample["id"], decision="confirm", comment="Mine too.")
+    assert response.status_code == 403
+    assert "uploaded images to it" in response.json()["detail"]
+    assert complete_sample["id"] not in awaiting(uploader)
+
+
+def test_the_creator_stays_barred_after_their_account_is_deleted_and_made_again(make_person, lab_a):
+    from accounts.models import User
+
+    creator = make_person("reviewer", lab_a)
+    client = creator.client()
+    patient = client.post("/api/v1/patients", {"identifier": "GONE-1"}, format="json").json()
+    sample = client.post("/api/v1/samples", {"patient": patient["id"]}, format="json").json()
+    add_cells(sample["id"], ["uninfected"] * 20)
+    old_pk = creator.user.pk
+    User.objects.filter(pk=old_pk).delete()  # a site administrator deletes the account
+    response = post_review(creator, sample["id"], decision="confirm", comment="I am new here.")
+    assert creator.user.pk != old_pk, "signing in again made a new account"
+    assert response.status_code == 403
+    assert "another reviewer" in response.json()["detail"]
+    assert sample_of(creator, sample["id"])["reviews"] == []
+
+
+def test_images_added_after_a_review_make_it_stale_and_send_the_sample_back_to_review(
+    reviewer, clinician, lab_a, complete_sample
+):
+    from accounts.models import AuditEvent
+
+    review = post_review(reviewer, complete_sample["id"], decision="override", result="negative", comment="x").json()
+    assert sample_of(clinician, complete_sample["id"])["final_result"] == "negative"
+    assert complete_sample["id"] not in awaiting(reviewer)
+
+    image_id = upload_one_cell(clinician, complete_sample["id"])
+    body = sample_of(clinician, complete_sample["id"])
+    assert body["final_result"] == body["result"] == "positive", "the old decision no longer stands"
+    assert body["reviews"][0]["id"] == review["id"] and body["reviews"][0]["stale_at"] is not None
+    event = AuditEvent.objects.get(action="sample.review_stale")
+    assert (event.actor, event.lab_id) == (clinician.user, lab_a.id)
+    assert event.detail == {"reviews": [review["id"]], "images_added": 1}
+
+    classify_as_the_worker_would(image_id, complete_sample["id"])
+    assert complete_sample["id"] in awaiting(reviewer)
+    page = page_client(reviewer).get(f"/samples/{complete_sample['id']}")
+    assert "it no longer stands and the sample needs a new review" in text_of(page)
+    again = post_review(reviewer, complete_sample["id"], decision="confirm", comment="Seen with the new cells.")
+    assert again.status_code == 201
+    assert sample_of(clinician, complete_sample["id"])["final_result"] == "positive"
+    assert complete_sample["id"] not in awaiting(reviewer)

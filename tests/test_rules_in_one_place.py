@@ -115,7 +115,7 @@ def test_a_reviewer_never_reviews_a_sample_they_created(lab_a, complete_sample_o
     membership = MembershipFactory(lab=lab_a, email=creator.email, role=Role.REVIEWER)
     own = complete_sample_of(creator)
 
-    reason = "You created this sample, so another reviewer must review it."
+    reason = "You created this sample or uploaded images to it, so another reviewer must review it."
     assert own.review_refusal(creator) == reason
     assert own.review_refusal(other) is None
     assert own not in selectors.samples_awaiting_review(membership, reviewer=creator)
