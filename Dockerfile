@@ -8,7 +8,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY frontend frontend
 RUN npm run build
 
-FROM python:3.11-slim-bookworm
+# Pinned to a release with the zipfile fix for overlapping entries (CVE-2024-0450, fixed in 3.11.8); uploads
+# refuse such archives themselves too (diagnostics/uploads.py).
+FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --create-home --uid 1000 malaria

@@ -34,6 +34,11 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The compose files are checked with `docker compose config` (tests/test_compose.py); no daemon is needed.
+COMPOSE := /usr/bin/docker-compose
+$(COMPOSE):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
+
 install: $(VENV)/.installed node_modules/.installed static/build/.built
 
 install-dev: install $(VENV)/.installed-dev
@@ -48,7 +53,7 @@ manage: $(VENV)/.installed
 	$(PY) -m malaria_site.run_local manage $(ARGS)
 
 # Against PostgreSQL and Redis on 127.0.0.1 (see tests/settings.py), the Auth emulator and a real worker.
-test: install-dev $(CHROMIUM)
+test: install-dev $(CHROMIUM) $(COMPOSE)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DJANGO_DEBUG=1 DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
