@@ -6,7 +6,7 @@ DATA ?= ../shared/datasets/nih-malaria-cells
 FIELDS ?= ../shared/datasets/iml-malaria-fields
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install install-dev run manage test test-fast lint format train evaluate evaluate-fields bench-classifier bench-fields bench-e2e screenshots clean
+.PHONY: install install-dev run manage test test-fast lint format train evaluate evaluate-fields bench-classifier bench-fields bench-e2e bench-uploads screenshots clean
 
 # What running needs and no more: no TensorFlow, SciPy, scikit-learn or matplotlib.
 $(VENV)/.installed: pyproject.toml
@@ -95,6 +95,11 @@ bench-fields: install-dev
 
 bench-e2e: install-dev
 	$(PY) -m worker.tools.bench_e2e --data $(DATA) --fields-data $(FIELDS)
+
+# Hostile uploads (zip bombs, overlapping entries, pixel bombs, polyglots) against gunicorn: seconds per
+# request and the web process's peak memory (issue 10: each refused in <= 1 s, peak <= 512 MB).
+bench-uploads: install-dev
+	$(PY) -m worker.tools.bench_uploads
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache var/test-media static/build

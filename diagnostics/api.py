@@ -31,6 +31,7 @@ from diagnostics.serializers import (
     SampleSerializer,
     UploadResultSerializer,
 )
+from diagnostics.throttles import HeatmapThrottle, UploadThrottle
 
 
 class Pages(PageNumberPagination):
@@ -169,6 +170,7 @@ class SampleImagesApi(GenericAPIView):
     serializer_class = CellImageSerializer
     pagination_class = Pages
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [UploadThrottle]
 
     def get(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)
@@ -206,6 +208,7 @@ class SampleFieldsApi(GenericAPIView):
     serializer_class = FieldSerializer
     pagination_class = Pages
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [UploadThrottle]
 
     def get(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)
@@ -309,6 +312,8 @@ class CellImageFileApi(APIView):
 
 
 class CellImageHeatmapApi(APIView):
+    throttle_classes = [HeatmapThrottle]
+
     @extend_schema(responses={(200, "image/png"): bytes})
     def get(self, request, image_id: int):
         from diagnostics.heatmaps import heatmap_png

@@ -57,7 +57,7 @@ class Patient(models.Model):
     name = models.CharField(max_length=200, blank=True)
     sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
     birth_year = models.PositiveSmallIntegerField(null=True, blank=True, validators=[validate_birth_year])
-    notes = models.TextField(blank=True)
+    notes = limited_text(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

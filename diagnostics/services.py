@@ -10,10 +10,12 @@ to 400 / 403 in diagnostics.api_errors and the pages show on the form or as the 
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TypedDict
 
 from django.conf import settings
@@ -45,7 +47,7 @@ from diagnostics.models import (
     Sex,
 )
 from diagnostics.served_model import served_model
-from diagnostics.uploads import FIELD_LIMITS, RejectedFile, UploadLimits, ValidatedCell, validate_upload
+from diagnostics.uploads import FIELD_LIMITS, RejectedFile, UploadLimits, ValidatedCell, iter_upload
 from worker.serving.results import LEGACY_RATES, CellTally, sample_result
 
 CLASSIFY_TASK = "worker.tasks.classify_cell_images"
@@ -168,43 +170,38 @@ def cell_images_receive(
     archive: UploadedFile | None,
 ) -> UploadOutcome:
     """Read an upload's files (bounded), validate each on its own, and store those that pass."""
-    cells, rejected = _read_and_validate(images, archive, upload_limits())
-    return cell_images_upload(
-        sample=sample, actor=actor, membership=membership, audit=audit, cells=cells, rejected=rejected
-    )
+    with _read_and_validate(images, archive, upload_limits()) as outcomes:
+        return _uploaded_store(
+            model=CellImage,
+            sample=sample,
+            actor=actor,
+            membership=membership,
+            audit=audit,
+            outcomes=outcomes,
+            action="sample.upload",
+            enqueue=lambda ids: cell_images_enqueue(image_ids=ids),
+        )
 
 
+@contextmanager
 def _read_and_validate(
-    files: Sequence[UploadedFile], archive: UploadedFile | None, limits
-) -> tuple[list[ValidatedCell], list[RejectedFile]]:
-    """Read each file (bounded) and judge it against the limits: what passes and what is refused, with why."""
-    # One byte over a limit is enough for validation to say the file is too large.
-    read = [(f.name, f.read(limits.max_file_bytes + 1)) for f in files]
-    zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1)) if archive else None
-    return validate_upload(read, zipped, limits)
+    files: Sequence[UploadedFile], archive: UploadedFile | None, limits: UploadLimits
+) -> Iterator[Iterator[ValidatedCell | RejectedFile]]:
+    """The upload's outcomes, one file read at a time (bounded: one byte over a limit is enough to refuse it).
 
-
-def cell_images_upload(
-    *,
-    sample: Sample,
-    actor: User,
-    membership: Membership,
-    audit: AuditContext,
-    cells: Sequence[ValidatedCell],
-    rejected: Sequence[RejectedFile],
-) -> UploadOutcome:
-    """Store validated cells, queue them for classification once committed; duplicates are rejected."""
-    return _uploaded_store(
-        model=CellImage,
-        sample=sample,
-        actor=actor,
-        membership=membership,
-        audit=audit,
-        validated=cells,
-        rejected=rejected,
-        action="sample.upload",
-        enqueue=lambda ids: cell_images_enqueue(image_ids=ids),
-    )
+    An archive that Django spooled to disk is mapped, not read: its members are then read one at a time.
+    """
+    readers = [(f.name, partial(f.read, limits.max_file_bytes + 1)) for f in files]
+    with ExitStack() as stack:
+        zipped = None
+        if archive is not None:
+            path = getattr(archive, "temporary_file_path", None)
+            if path is not None and archive.size:
+                handle = stack.enter_context(open(path(), "rb"))  # noqa: SIM115 (closed by the stack)
+                zipped = (archive.name, stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)))
+            else:
+                zipped = (archive.name, archive.read(settings.UPLOAD_MAX_REQUEST_BYTES + 1))
+        yield iter_upload(readers, zipped, limits)
 
 
 def _uploaded_store(
@@ -214,38 +211,48 @@ def _uploaded_store(
     actor: User,
     membership: Membership,
     audit: AuditContext,
-    validated: Sequence[ValidatedCell],
-    rejected: Sequence[RejectedFile],
+    outcomes: Iterable[ValidatedCell | RejectedFile],
     action: str,
     enqueue: Callable[[list[int]], None],
 ) -> UploadOutcome:
-    """Store validated images as `model` rows of the sample, and enqueue them once committed (cells or fields)."""
-    rejected = list(rejected)
-    existing = set(
-        model.objects.filter(sample=sample, sha256__in=[v.sha256 for v in validated]).values_list("sha256", flat=True)
-    )
-    accepted: list = []
-    stored_names: list[str] = []
+    """Store each image that passes as soon as it does (so memory holds one file, not the upload), then
+    create the rows in one short transaction, and enqueue them once committed (cells or fields). Nothing is
+    kept of a request that fails: its stored files are removed."""
+    storage = model._meta.get_field("file").storage
+    rejected: list[RejectedFile] = []
+    stored: list = []
+    duplicates: list = []
     try:
+        for outcome in outcomes:
+            if isinstance(outcome, RejectedFile):
+                rejected.append(outcome)
+                continue
+            row = model(
+                sample=sample,
+                original_filename=outcome.filename,
+                sha256=outcome.sha256,
+                width=outcome.width,
+                height=outcome.height,
+                format=outcome.format,
+                byte_size=len(outcome.data),
+                uploaded_by=actor,
+            )
+            row.file.save(outcome.filename, ContentFile(outcome.data), save=False)
+            stored.append(row)
         with transaction.atomic():
             Sample.objects.select_for_update().get(pk=sample.pk)
-            for item in validated:
-                if item.sha256 in existing:
-                    rejected.append(RejectedFile(item.filename, "duplicate: this image is already in the sample"))
-                    continue
-                row = model(
-                    sample=sample,
-                    original_filename=item.filename,
-                    sha256=item.sha256,
-                    width=item.width,
-                    height=item.height,
-                    format=item.format,
-                    byte_size=len(item.data),
-                    uploaded_by=actor,
+            # Under the sample's lock: of two requests sending the same image at once, the second sees the
+            # first's rows here and refuses it as a duplicate (400), rather than failing on the constraint.
+            existing = set(
+                model.objects.filter(sample=sample, sha256__in=[row.sha256 for row in stored]).values_list(
+                    "sha256", flat=True
                 )
-                row.file.save(item.filename, ContentFile(item.data), save=False)
-                stored_names.append(row.file.name)
-                accepted.append(row)
+            )
+            accepted = [row for row in stored if row.sha256 not in existing]
+            duplicates = [row for row in stored if row.sha256 in existing]
+            rejected += [
+                RejectedFile(r.original_filename, "duplicate: this image is already in the sample") for r in duplicates
+            ]
             model.objects.bulk_create(accepted)
             if accepted:
                 SampleContributor.objects.bulk_create(
@@ -267,11 +274,35 @@ def _uploaded_store(
                 transaction.on_commit(lambda: enqueue(ids), robust=True)
     except BaseException:
         # Nothing is kept of a failed upload: the rows rolled back, so the files must go too.
-        storage = model._meta.get_field("file").storage
-        for name in stored_names:
-            storage.delete(name)
+        for row in stored:
+            storage.delete(row.file.name)
         raise
+    for row in duplicates:
+        storage.delete(row.file.name)
     return UploadOutcome(accepted=accepted, rejected=rejected)
+
+
+def fields_receive(
+    *,
+    sample: Sample,
+    actor: User,
+    membership: Membership,
+    audit: AuditContext,
+    fields: Sequence[UploadedFile],
+    archive: UploadedFile | None,
+) -> UploadOutcome:
+    """Read an upload of field photographs (bounded), validate each with their limits, store those that pass."""
+    with _read_and_validate(fields, archive, FIELD_LIMITS) as outcomes:
+        return _uploaded_store(
+            model=Field,
+            sample=sample,
+            actor=actor,
+            membership=membership,
+            audit=audit,
+            outcomes=outcomes,
+            action="sample.upload_fields",
+            enqueue=lambda ids: fields_enqueue(field_ids=ids),
+        )
 
 
 def _reviews_go_stale(sample: Sample, *, actor: User, membership: Membership, audit: AuditContext, added: int) -> None:
@@ -288,45 +319,6 @@ def _reviews_go_stale(sample: Sample, *, actor: User, membership: Membership, au
         actor=actor,
         lab=membership.lab,
         detail={"reviews": standing, "images_added": added},
-    )
-
-
-def fields_receive(
-    *,
-    sample: Sample,
-    actor: User,
-    membership: Membership,
-    audit: AuditContext,
-    fields: Sequence[UploadedFile],
-    archive: UploadedFile | None,
-) -> UploadOutcome:
-    """Read an upload of field photographs (bounded), validate each with their limits, store those that pass."""
-    photographs, rejected = _read_and_validate(fields, archive, FIELD_LIMITS)
-    return fields_upload(
-        sample=sample, actor=actor, membership=membership, audit=audit, fields=photographs, rejected=rejected
-    )
-
-
-def fields_upload(
-    *,
-    sample: Sample,
-    actor: User,
-    membership: Membership,
-    audit: AuditContext,
-    fields: Sequence[ValidatedCell],
-    rejected: Sequence[RejectedFile],
-) -> UploadOutcome:
-    """Store validated field photographs, queue them for segmentation once committed; duplicates are rejected."""
-    return _uploaded_store(
-        model=Field,
-        sample=sample,
-        actor=actor,
-        membership=membership,
-        audit=audit,
-        validated=fields,
-        rejected=rejected,
-        action="sample.upload_fields",
-        enqueue=lambda ids: fields_enqueue(field_ids=ids),
     )
 
 

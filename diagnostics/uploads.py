@@ -26,9 +26,12 @@ Rules for one image (`validate_image`):
 
 Rules for a ZIP archive (`validate_archive`; nothing is extracted to disk):
 
-- the archive must start with a ZIP signature (so an image with a ZIP appended is not an archive either) and
-  open with `zipfile`; more than `max_archive_members` entries, or declared uncompressed sizes summing to
-  more than `max_archive_uncompressed_bytes`, reject the whole archive;
+- the archive must start with a ZIP signature (so an image with a ZIP appended is not an archive either);
+  its central directory is walked by hand before `zipfile` reads it: a directory declaring or holding more
+  than `max_archive_members` entries or more bytes than they can need, or entries whose bytes overlap (many
+  entries pointing at one member), reject the whole archive, in time and memory bounded by the limit;
+- it must open with `zipfile`; declared uncompressed sizes summing to more than
+  `max_archive_uncompressed_bytes` reject the whole archive;
 - directories, `__MACOSX/` entries and dot-files (including `._` resource forks) are skipped silently;
 - a member with an unsafe path (`..`, an absolute path, a drive letter), an encrypted member, a nested archive,
   a member over `max_file_bytes` or with a compression ratio over `max_compression_ratio` is rejected alone;
@@ -46,15 +49,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mmap
 import re
 import unicodedata
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from PIL import Image, ImageFile
+
+from worker.serving.preprocessing import MAX_PIXELS as CELL_MAX_PIXELS
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "TIFF", "BMP", "WEBP"})
 
@@ -89,11 +96,16 @@ class RejectedFile:
 @dataclass(frozen=True)
 class UploadLimits:
     max_file_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 4096 * 4096  # per image; also the decompression-bomb limit
+    # Per image; also the decompression-bomb limit. A cell crop is 100-300 pixels across; a megapixel is
+    # ample, and keeps one image's decoding to milliseconds. The worker decodes under the same limit.
+    max_pixels: int = CELL_MAX_PIXELS
     max_files: int = 2000  # cells per request, archive members included
     max_archive_members: int = 5000
     max_archive_uncompressed_bytes: int = 500 * 1024 * 1024
     max_compression_ratio: float = 100.0  # per member: uncompressed/compressed, above it = zip bomb
+    # Pixels decoded per request, whatever becomes of each image: bounds the seconds one request costs (a
+    # few hundred bytes of lossless WebP decode to megapixels).
+    max_request_pixels: int = 150_000_000
     min_width: int = 1  # the smallest picture, either way round (a field photograph needs room for cells)
     min_height: int = 1
     formats: frozenset[str] = ALLOWED_FORMATS
@@ -117,6 +129,7 @@ FIELD_LIMITS = UploadLimits(
     max_files=FIELD_MAX_FILES,
     max_archive_members=FIELD_MAX_FILES * 2,
     max_archive_uncompressed_bytes=FIELD_MAX_FILES * FIELD_MAX_FILE_BYTES,
+    max_request_pixels=FIELD_MAX_FILES * FIELD_MAX_PIXELS,
     min_width=FIELD_MIN_WIDTH,
     min_height=FIELD_MIN_HEIGHT,
     formats=FIELD_FORMATS,
@@ -131,6 +144,22 @@ _DEFAULT_LIMITS = UploadLimits()
 
 class _Rejection(Exception):
     """Internal: carries a clinician-readable reason out of a check."""
+
+
+class PixelBudget:
+    """The pixels one request may still decode (UploadLimits.max_request_pixels), spent before decoding."""
+
+    def __init__(self, limits: UploadLimits):
+        self.limits, self.left = limits, limits.max_request_pixels
+
+    def spend(self, pixels: int) -> None:
+        if pixels > self.left:
+            self.left = 0
+            raise _Rejection(
+                f"this upload holds more than {self.limits.max_request_pixels / 1e6:,.0f} megapixels of images; "
+                "send the rest in another upload"
+            )
+        self.left -= pixels
 
 
 # --- names -----------------------------------------------------------------------------------------------
@@ -340,7 +369,7 @@ def _open(data: bytes) -> ImageFile.ImageFile:
     return Image.open(io.BytesIO(data), formats=_ALLOWED_PLUGINS)
 
 
-def _decode(data: bytes, limits: UploadLimits) -> tuple[int, int, str]:
+def _decode(data: bytes, limits: UploadLimits, budget: PixelBudget) -> tuple[int, int, str]:
     """Open, check and fully decode; returns (width, height, format) or raises _Rejection."""
     with warnings.catch_warnings():
         # Pillow warns (rather than fails) between 1x and 2x its own limit; a warning is a rejection here.
@@ -379,6 +408,7 @@ def _decode(data: bytes, limits: UploadLimits) -> tuple[int, int, str]:
                 raise _Rejection("the image is damaged and could not be read") from None
             if frames > 1:
                 raise _Rejection(f"the image has {frames} frames or pages; upload one {limits.item} per image")
+            budget.spend(width * height)
             try:
                 # verify() checks what load() skips (PNG chunk CRCs); it leaves the image unusable, so reopen.
                 image.verify()
@@ -391,7 +421,9 @@ def _decode(data: bytes, limits: UploadLimits) -> tuple[int, int, str]:
     return width, height, image_format
 
 
-def validate_image(filename: str, data: bytes, limits: UploadLimits = _DEFAULT_LIMITS) -> _Outcome:
+def validate_image(
+    filename: str, data: bytes, limits: UploadLimits = _DEFAULT_LIMITS, budget: PixelBudget | None = None
+) -> _Outcome:
     """Check one uploaded file; every problem with the bytes becomes a RejectedFile."""
     name = safe_filename(filename)
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -402,7 +434,7 @@ def validate_image(filename: str, data: bytes, limits: UploadLimits = _DEFAULT_L
     if len(data) > limits.max_file_bytes:
         return RejectedFile(name, _too_big_message(len(data), limits.max_file_bytes))
     try:
-        width, height, image_format = _decode(data, limits)
+        width, height, image_format = _decode(data, limits, budget or PixelBudget(limits))
         _check_polyglot(data, image_format)
     except _Rejection as rejection:
         return RejectedFile(name, str(rejection))
@@ -423,22 +455,93 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, Valu
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def _declared_entry_count(data: bytes) -> int | None:
-    """Entries the end-of-central-directory record declares, read before zipfile builds one object per entry."""
+# A central-directory entry is 46 bytes plus its name, extra field and comment; names are at most 255
+# characters here, so 1 KB an entry is generous. Bounding the directory's size before zipfile reads it
+# bounds what zipfile allocates (it builds one ZipInfo per entry, whatever the end record says).
+_CENTRAL_ENTRY_MAX_BYTES = 1024
+_U32, _U16 = 0xFFFFFFFF, 0xFFFF
+
+
+def _zip64_extra(extra: bytes, needed: list[str]) -> dict[str, int]:
+    """The 64-bit values of a central-directory entry's ZIP64 extra field, in the order the format gives."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = int.from_bytes(extra[pos : pos + 2], "little"), int.from_bytes(extra[pos + 2 : pos + 4], "little")
+        if tag == 0x0001:
+            body, values = extra[pos + 4 : pos + 4 + size], {}
+            for index, name in enumerate(needed):
+                if 8 * index + 8 > len(body):
+                    break
+                values[name] = int.from_bytes(body[8 * index : 8 * index + 8], "little")
+            return values
+        pos += 4 + size
+    return {}
+
+
+def _central_directory_problem(data: bytes, limits: UploadLimits) -> str | None:
+    """Why the archive's central directory must not be handed to zipfile, or None.
+
+    Read by hand, bounded, before zipfile builds its entries: the directory's declared size and entry count
+    must fit the member limit, and no two entries may share or overlap their bytes (CVE-2024-0450's zip
+    bomb, where many entries point at one compressed member; refused whatever Python's own fix).
+    """
     eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - 65557))
     if eocd < 0 or eocd + 22 > len(data):
-        return None
+        return "the ZIP archive is damaged and could not be opened"
     count = int.from_bytes(data[eocd + 10 : eocd + 12], "little")
-    if count != 0xFFFF:
-        return count
-    # ZIP64: the locator just before the record points at the 64-bit record holding the real count.
-    locator = eocd - 20
-    if locator < 0 or data[locator : locator + 4] != b"PK\x06\x07":
-        return None
-    record = int.from_bytes(data[locator + 8 : locator + 16], "little")
-    if data[record : record + 4] != b"PK\x06\x06":
-        return None
-    return int.from_bytes(data[record + 32 : record + 40], "little")
+    size = int.from_bytes(data[eocd + 12 : eocd + 16], "little")
+    start = eocd - size
+    if count == _U16 or size == _U32:
+        locator = eocd - 20
+        if locator < 0 or data[locator : locator + 4] != b"PK\x06\x07":
+            return "the ZIP archive is damaged and could not be opened"
+        record = int.from_bytes(data[locator + 8 : locator + 16], "little")
+        if data[record : record + 4] != b"PK\x06\x06":
+            return "the ZIP archive is damaged and could not be opened"
+        count = int.from_bytes(data[record + 32 : record + 40], "little")
+        size = int.from_bytes(data[record + 40 : record + 48], "little")
+        start = record - size
+    if count > limits.max_archive_members:
+        return f"the archive has {count:,} entries, over the {limits.max_archive_members:,} limit"
+    if size > limits.max_archive_members * _CENTRAL_ENTRY_MAX_BYTES:
+        return (
+            f"the archive's directory is {_size_text(size)}, more than {limits.max_archive_members:,} entries "
+            "can need (possible zip bomb)"
+        )
+    if start < 0:
+        return "the ZIP archive is damaged and could not be opened"
+    extents, pos, end = [], start, start + size
+    while pos < end:
+        if data[pos : pos + 4] != b"PK\x01\x02" or pos + 46 > len(data):
+            return "the ZIP archive is damaged and could not be opened"
+        if len(extents) >= limits.max_archive_members:
+            return f"the archive has more than {limits.max_archive_members:,} entries, over the limit"
+        field = {
+            "file_size": int.from_bytes(data[pos + 24 : pos + 28], "little"),
+            "compress_size": int.from_bytes(data[pos + 20 : pos + 24], "little"),
+            "offset": int.from_bytes(data[pos + 42 : pos + 46], "little"),
+        }
+        name_length, extra_length, comment_length = (
+            int.from_bytes(data[pos + at : pos + at + 2], "little") for at in (28, 30, 32)
+        )
+        wide = [name for name in ("file_size", "compress_size", "offset") if field[name] == _U32]
+        if wide:
+            extra = data[pos + 46 + name_length : pos + 46 + name_length + extra_length]
+            field.update(_zip64_extra(extra, wide))
+        local = field["offset"]
+        if data[local : local + 4] != b"PK\x03\x04" or local + 30 > len(data):
+            return "the ZIP archive is damaged and could not be opened"
+        header = 30 + int.from_bytes(data[local + 26 : local + 28], "little")
+        header += int.from_bytes(data[local + 28 : local + 30], "little")
+        extents.append((local, local + header + field["compress_size"]))
+        pos += 46 + name_length + extra_length + comment_length
+    extents.sort()
+    for (_, first_end), (second_start, _) in zip(extents, extents[1:], strict=False):
+        if second_start < first_end:
+            return "entries of the archive overlap each other (a zip bomb technique)"
+    if extents and extents[-1][1] > start:
+        return "entries of the archive overlap its directory (a zip bomb technique)"
+    return None
 
 
 def _is_unsafe_path(name: str) -> bool:
@@ -452,93 +555,127 @@ def _is_metadata(name: str) -> bool:
     return "__MACOSX" in parts or (bool(parts) and parts[-1].startswith("."))
 
 
-def _archive_outcomes(filename: str, data: bytes, limits: UploadLimits, budget: int) -> list[tuple[str, _Outcome]]:
-    """Outcomes for an archive, in member order, each with its display name; at most `budget` cells are read."""
+class _MappedFile:
+    """An mmap as zipfile wants a file: mmap has read, seek and tell but no seekable()."""
+
+    def __init__(self, mapped: mmap.mmap):
+        self._mapped = mapped
+
+    def seekable(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str):
+        return getattr(self._mapped, name)
+
+
+def _archive_outcomes(
+    filename: str, data: bytes | mmap.mmap, limits: UploadLimits, budget: int, pixels: PixelBudget
+) -> Iterator[tuple[str, _Outcome]]:
+    """Outcomes for an archive, in member order, each with its display name; at most `budget` cells are read.
+
+    `data` may be a read-only mmap of the uploaded file: members are then read from the disk one at a time.
+    """
     archive_name = safe_filename(filename)
 
-    def whole(error: str) -> list[tuple[str, _Outcome]]:
-        return [(archive_name, RejectedFile(archive_name, error))]
+    def whole(error: str) -> Iterator[tuple[str, _Outcome]]:
+        yield archive_name, RejectedFile(archive_name, error)
 
-    if not data:
-        return whole("empty file")
-    if not data.startswith(_ZIP_SIGNATURES):
-        return whole("not a ZIP archive")
-    declared_count = _declared_entry_count(data)
-    if declared_count is not None and declared_count > limits.max_archive_members:
-        return whole(f"the archive has {declared_count:,} entries, over the {limits.max_archive_members:,} limit")
+    if not len(data):
+        yield from whole("empty file")
+        return
+    if bytes(data[:4]) not in _ZIP_SIGNATURES:
+        yield from whole("not a ZIP archive")
+        return
+    problem = _central_directory_problem(data, limits)
+    if problem:
+        yield from whole(problem)
+        return
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(_MappedFile(data) if isinstance(data, mmap.mmap) else io.BytesIO(data))
         infos = archive.infolist()
     except _ZIP_ERRORS:
-        return whole("the ZIP archive is damaged and could not be opened")
+        yield from whole("the ZIP archive is damaged and could not be opened")
+        return
     with archive:
         if len(infos) > limits.max_archive_members:
-            return whole(f"the archive has {len(infos):,} entries, over the {limits.max_archive_members:,} limit")
+            yield from whole(f"the archive has {len(infos):,} entries, over the {limits.max_archive_members:,} limit")
+            return
         declared_total = sum(info.file_size for info in infos)
         if declared_total > limits.max_archive_uncompressed_bytes:
-            return whole(
+            yield from whole(
                 f"the archive would unpack to {_size_text(declared_total)}, over the "
                 f"{_size_text(limits.max_archive_uncompressed_bytes)} limit (possible zip bomb)"
             )
-        outcomes: list[tuple[str, _Outcome]] = []
+            return
+        yielded = 0
         read_total = 0
         for info in infos:
             member = info.filename
             display = _member_display(archive_name, member)
 
-            def reject(error: str, display: str = display) -> None:
-                outcomes.append((display, RejectedFile(display, error)))
+            def reject(error: str, display: str = display) -> tuple[str, _Outcome]:
+                return display, RejectedFile(display, error)
 
             if info.is_dir() or member.endswith("\\"):
                 continue
             if _is_unsafe_path(member):
-                reject("unsafe path in archive")
+                yielded += 1
+                yield reject("unsafe path in archive")
                 continue
             if _is_metadata(member):
                 continue
             if budget <= 0:
-                reject(f"more than {limits.max_files} {limits.item}s in one upload")
+                yielded += 1
+                yield reject(f"more than {limits.max_files} {limits.item}s in one upload")
                 continue
             budget -= 1
             if info.flag_bits & 0x1:
-                reject("encrypted (password-protected) files are not accepted")
+                yielded += 1
+                yield reject("encrypted (password-protected) files are not accepted")
                 continue
             if member.lower().endswith(".zip"):
-                reject("nested archives are not accepted")
+                yielded += 1
+                yield reject("nested archives are not accepted")
                 continue
             if info.file_size > limits.max_file_bytes:
-                reject(_too_big_message(info.file_size, limits.max_file_bytes))
+                yielded += 1
+                yield reject(_too_big_message(info.file_size, limits.max_file_bytes))
                 continue
             if info.file_size and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
-                reject(f"the file is compressed over {limits.max_compression_ratio:g} times (possible zip bomb)")
+                yielded += 1
+                yield reject(f"the file is compressed over {limits.max_compression_ratio:g} times (possible zip bomb)")
                 continue
             try:
                 with archive.open(info) as stream:
                     # Bounded: a header that lies about the size cannot make us read more than this.
                     content = stream.read(limits.max_file_bytes + 1)
             except _ZIP_ERRORS:
-                reject("the file is damaged inside the archive and could not be read")
+                yielded += 1
+                yield reject("the file is damaged inside the archive and could not be read")
                 continue
             if len(content) > limits.max_file_bytes:
-                reject(f"file is over the {_size_text(limits.max_file_bytes)} limit")
+                yielded += 1
+                yield reject(f"file is over the {_size_text(limits.max_file_bytes)} limit")
                 continue
             read_total += len(content)
             if read_total > limits.max_archive_uncompressed_bytes:
-                reject(
+                yielded += 1
+                yield reject(
                     f"the archive unpacks to more than {_size_text(limits.max_archive_uncompressed_bytes)} "
                     "(possible zip bomb)"
                 )
                 continue
             if content.startswith(_ZIP_SIGNATURES):
-                reject("nested archives are not accepted")
+                yielded += 1
+                yield reject("nested archives are not accepted")
                 continue
-            outcome = validate_image(PurePosixPath(member.replace("\\", "/")).name, content, limits)
+            outcome = validate_image(PurePosixPath(member.replace("\\", "/")).name, content, limits, pixels)
             if isinstance(outcome, RejectedFile):
                 outcome = replace(outcome, filename=display)
-            outcomes.append((display, outcome))
-    if not outcomes:
-        return whole("the archive contains no image files")
-    return outcomes
+            yielded += 1
+            yield display, outcome
+    if not yielded:
+        yield from whole("the archive contains no image files")
 
 
 def _split(outcomes: list[tuple[str, _Outcome]]) -> tuple[list[ValidatedCell], list[RejectedFile]]:
@@ -553,7 +690,39 @@ def validate_archive(
     limits: UploadLimits = _DEFAULT_LIMITS,
 ) -> tuple[list[ValidatedCell], list[RejectedFile]]:
     """Check every member of a ZIP archive without extracting it; returns (accepted, rejected)."""
-    return _split(_archive_outcomes(filename, data, limits, limits.max_files))
+    return _split(list(_archive_outcomes(filename, data, limits, limits.max_files, PixelBudget(limits))))
+
+
+def iter_upload(
+    files: Sequence[tuple[str, Callable[[], bytes]]],
+    archive: tuple[str, bytes | mmap.mmap] | None,
+    limits: UploadLimits = _DEFAULT_LIMITS,
+) -> Iterator[_Outcome]:
+    """Judge one request, one file at a time: loose files (each read only when its turn comes, by its
+    reader), then the archive's members. Yields each outcome as soon as it is known, so a caller can store an
+    accepted image and let go of its bytes before the next is read: memory stays bounded by one file.
+    At most `max_files` cells are considered; a cell whose bytes repeat an earlier one is a duplicate.
+    """
+    budget, pixels = limits.max_files, PixelBudget(limits)
+    first_seen: dict[str, str] = {}
+
+    def once(display: str, outcome: _Outcome) -> _Outcome:
+        if isinstance(outcome, ValidatedCell):
+            if outcome.sha256 in first_seen:
+                return RejectedFile(display, f"duplicate of {first_seen[outcome.sha256]} in this upload")
+            first_seen[outcome.sha256] = display
+        return outcome
+
+    for filename, read in files:
+        name = safe_filename(filename)
+        if budget <= 0:
+            yield RejectedFile(name, f"more than {limits.max_files} {limits.item}s in one upload")
+            continue
+        budget -= 1
+        yield once(name, validate_image(filename, read(), limits, pixels))
+    if archive is not None:
+        for display, outcome in _archive_outcomes(archive[0], archive[1], limits, budget, pixels):
+            yield once(display, outcome)
 
 
 def validate_upload(
@@ -561,26 +730,10 @@ def validate_upload(
     archive: tuple[str, bytes] | None,
     limits: UploadLimits = _DEFAULT_LIMITS,
 ) -> tuple[list[ValidatedCell], list[RejectedFile]]:
-    """Check one request: loose files, then the archive's members; limits the count and rejects duplicates."""
-    outcomes: list[tuple[str, _Outcome]] = []
-    budget = limits.max_files
-    for filename, data in files:
-        name = safe_filename(filename)
-        if budget <= 0:
-            outcomes.append((name, RejectedFile(name, f"more than {limits.max_files} {limits.item}s in one upload")))
-            continue
-        budget -= 1
-        outcomes.append((name, validate_image(filename, data, limits)))
-    if archive is not None:
-        outcomes.extend(_archive_outcomes(archive[0], archive[1], limits, budget))
-
-    first_seen: dict[str, str] = {}
-    deduplicated: list[tuple[str, _Outcome]] = []
-    for display, outcome in outcomes:
-        if isinstance(outcome, ValidatedCell):
-            if outcome.sha256 in first_seen:
-                outcome = RejectedFile(display, f"duplicate of {first_seen[outcome.sha256]} in this upload")
-            else:
-                first_seen[outcome.sha256] = display
-        deduplicated.append((display, outcome))
-    return _split(deduplicated)
+    """iter_upload on bytes already in memory, as (accepted, rejected); accepted keep the order given."""
+    readers = [(name, (lambda data=data: data)) for name, data in files]
+    outcomes = list(iter_upload(readers, archive, limits))
+    return (
+        [o for o in outcomes if isinstance(o, ValidatedCell)],
+        [o for o in outcomes if isinstance(o, RejectedFile)],
+    )

@@ -25,6 +25,7 @@ from diagnostics.charts import parasitemia_chart
 from diagnostics.forms import PatientForm, ReviewForm, SampleForm
 from diagnostics.models import FieldStatus, Sample, SampleStatus
 from diagnostics.served_model import served_model
+from diagnostics.throttles import page_upload_wait
 from diagnostics.uploads import FIELD_LIMITS
 from worker.serving.results import MIN_CELLS_FOR_NEGATIVE
 
@@ -179,6 +180,12 @@ def sample_upload(request, sample_id: int):
     }
     if request.method == "GET":
         return render(request, "diagnostics/sample_upload.html", context)
+    wait = page_upload_wait(request)
+    if wait is not None:
+        context["error"] = f"Too many uploads in a short time: wait {wait} seconds, then send these again."
+        response = render(request, "diagnostics/sample_upload.html", context, status=429)
+        response["Retry-After"] = str(wait)
+        return response
     archive = request.FILES.get("archive")
     files = request.FILES.getlist("fields" if kind == "fields" else "images")
     if not files and archive is None:

@@ -148,6 +148,8 @@ STORAGES = {
 # Uploads: limits per file, per archive and per request.
 UPLOAD_MAX_FILE_BYTES = env_int("UPLOAD_MAX_FILE_BYTES", 10 * 1024 * 1024, minimum=1)
 UPLOAD_MAX_REQUEST_BYTES = env_int("UPLOAD_MAX_REQUEST_BYTES", 200 * 1024 * 1024, minimum=1)
+# Any other request body (JSON, page forms): a patient with notes is a few kilobytes.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 2000, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 1
@@ -166,6 +168,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "diagnostics.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Per user, in the shared cache (diagnostics.throttles); 429 with Retry-After past them.
+    "DEFAULT_THROTTLE_RATES": {
+        "uploads": env_str("UPLOAD_THROTTLE_RATE", "120/min"),
+        "heatmaps": env_str("HEATMAP_THROTTLE_RATE", "600/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Malaria Detect API",

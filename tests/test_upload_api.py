@@ -162,3 +162,41 @@ def test_other_lab_cannot_upload(other_lab_clinician, sample):
     response = post(other_lab_clinician, sample["id"], images=[named("a.png", cell_png())])
     assert response.status_code == 404
     assert CellImage.objects.filter(sample_id=sample["id"]).count() == 0
+
+
+def test_uploads_past_the_rate_get_429_with_retry_after(clinician, sample, settings):
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "uploads": "2/min"}
+    original = SimpleRateThrottle.THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates
+    try:
+        for shade in (1, 2):
+            assert post(clinician, sample["id"], images=[named(f"{shade}.png", cell_png())]).status_code == 202
+        refused = post(clinician, sample["id"], images=[named("3.png", cell_png())])
+        assert refused.status_code == 429
+        assert 0 < int(refused["Retry-After"]) <= 60
+        assert "throttled" in refused.json()["detail"]
+        assert clinician.client().get(f"/api/v1/samples/{sample['id']}/images").status_code == 200, "reading is free"
+    finally:
+        SimpleRateThrottle.THROTTLE_RATES = original
+    assert CellImage.objects.filter(sample_id=sample["id"]).count() == 2
+
+
+def test_a_json_body_over_a_megabyte_is_413_before_it_is_read(clinician):
+    response = clinician.client().post(
+        "/api/v1/patients", {"identifier": "BIG-1", "notes": "x" * (1024 * 1024 + 10)}, format="json"
+    )
+    assert response.status_code == 413
+    assert "limit for anything but an upload" in response.json()["detail"]
+
+
+def test_patient_notes_are_capped_like_every_text_field(clinician):
+    from diagnostics.models import NOTES_MAX_LENGTH
+
+    response = clinician.client().post(
+        "/api/v1/patients", {"identifier": "LONG-1", "notes": "x" * (NOTES_MAX_LENGTH + 1)}, format="json"
+    )
+    assert response.status_code == 400
+    assert "notes" in response.json()

@@ -21,6 +21,9 @@ from worker.serving.preprocessing import open_cell_image, pad_to_square, prepare
 _RAMP = np.array([[0, 0, 96], [0, 96, 255], [0, 224, 224], [255, 230, 0], [255, 64, 0], [192, 0, 0]], dtype=np.float32)
 # The overlay's opacity grows with the heat, so where the network did not look the cell shows as it is.
 MAX_OVERLAY_ALPHA = 0.6
+# The overlay is drawn at most this many pixels across: the map itself is 6 x 6, and a cell is shown at
+# about 200 px, so a larger picture costs time and memory (up to the megapixel upload limit) for nothing.
+MAX_OVERLAY_SIDE = 256
 
 
 def colourize(heat: np.ndarray) -> np.ndarray:
@@ -31,12 +34,16 @@ def colourize(heat: np.ndarray) -> np.ndarray:
 
 
 def heatmap_overlay_png(data: bytes, classifier: CellClassifier) -> bytes:
-    """PNG bytes, the size of the original cell image, with the Grad-CAM heatmap blended over it."""
+    """PNG bytes with the Grad-CAM heatmap blended over the cell: the cell's own size, at most
+    MAX_OVERLAY_SIDE across (the classification itself always sees the whole cell)."""
     cell = to_rgb(open_cell_image(data))
     logit, activation = classifier.activation_map(prepare_cell(cell, classifier.card.input_size))
     evidence = activation if logit >= 0 else -activation
     heat = np.maximum(evidence, 0.0)
     heat = heat / heat.max() if heat.max() > 0 else heat
+    if max(cell.size) > MAX_OVERLAY_SIDE:
+        cell = cell.copy()
+        cell.thumbnail((MAX_OVERLAY_SIDE, MAX_OVERLAY_SIDE), Image.Resampling.BILINEAR)
     square = pad_to_square(cell)
     heat_image = Image.fromarray((heat * 255).astype(np.uint8), "L").resize(square.size, Image.Resampling.BICUBIC)
     left, top = (square.width - cell.width) // 2, (square.height - cell.height) // 2

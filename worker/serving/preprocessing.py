@@ -17,8 +17,9 @@ from PIL import Image
 PREPROCESSING_VERSION = "pad-square-black/bilinear/rgb01/v1"
 
 # A single red blood cell is a few hundred pixels across at most; anything much larger is not a cell
-# crop and, past this, possibly a decompression bomb.
-MAX_PIXELS = 4096 * 4096
+# crop and, past this, possibly a decompression bomb. Uploads are refused past it too (diagnostics.uploads),
+# so the worker and the web process apply one limit.
+MAX_PIXELS = 1024 * 1024
 
 
 class CellImageError(ValueError):

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import requests
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: worker/tools/bench_e2e.py
 DATABASE = "malaria_bench"
@@ -39,81 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (make run and compose use 2)")
     args = parser.parse_args(argv)
 
-    from malaria_site.auth_emulator import AuthEmulator, free_port
     from worker.tools.bench_classifier import as_png
+    from worker.tools.bench_stack import running_stack
     from worker.training.dataset import list_cells
 
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"], check=True
-    )
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DATABASE}"], check=True)
-    emulator = AuthEmulator()
-    media = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var")) / "bench-media"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-        "REDIS_URL": "redis://127.0.0.1:6379/13",  # not 14 or 15: the tests' broker and cache
-        "MEDIA_ROOT": str(media),
-        # Development mode is the only one that trusts the Auth emulator (see FIREBASE_AUTH_EMULATOR_TRUSTED).
-        "DJANGO_DEBUG": "1",
-        "FIREBASE_AUTH_EMULATOR_TRUSTED": "1",
-        "FIREBASE_PROJECT_ID": "demo-malaria-detect",
-        "FIREBASE_AUTH_EMULATOR_HOST": emulator.host,
-        "PYTHONPATH": str(ROOT),
-    }
-    port = free_port()
-    processes = []
-    log_dir = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var")) / "bench-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-
-    def start(name, command):
-        log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115
-        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-        return processes[-1]
-
-    python = sys.executable
-    try:
-        subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        subprocess.run(["redis-cli", "-n", "13", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
-        email = "bench@example.org"
-        emulator.create_account(email)
-        setup = (
-            "from accounts.services import lab_create, membership_set;"
-            f"membership_set(lab=lab_create(name='Bench'), email='{email}', role='clinician')"
-        )
-        subprocess.run([python, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True)
-        start(
-            "web",
-            [python, "-m", "gunicorn", "malaria_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "120"],
-        )
-        worker = start(
-            "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "malaria_site",
-                "worker",
-                "--concurrency",
-                str(args.concurrency),
-                "-l",
-                "WARNING",
-            ],
-        )
-        base = f"http://127.0.0.1:{port}/api/v1"
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {emulator.sign_in(email)}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if session.get(f"{base}/me", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the web server did not start")
-            time.sleep(0.3)
+    with running_stack(database=DATABASE, redis_db=13, worker_concurrency=args.concurrency) as stack:
+        base, session, worker = stack.base, stack.session, stack.worker
         cells = list_cells(args.data)
         step = max(1, len(cells) // (args.cells + args.singles))
         chosen = cells[::step][: args.cells + args.singles]
@@ -209,16 +137,6 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         )
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        emulator.stop()
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"])
     return 0
 
 

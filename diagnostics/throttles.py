@@ -1,0 +1,33 @@
+"""How often one user may upload and ask for heatmaps: DRF's throttles, counted in the shared (Redis) cache
+so every web process sees the same counts. A refusal is 429 with Retry-After (DRF sets it)."""
+
+from __future__ import annotations
+
+import math
+
+from rest_framework.throttling import UserRateThrottle
+
+
+class UploadThrottle(UserRateThrottle):
+    """Cell and field uploads, by the API or the upload page; reading lists is not counted."""
+
+    scope = "uploads"
+
+    def allow_request(self, request, view) -> bool:
+        if request.method != "POST":
+            return True
+        return super().allow_request(request, view)
+
+
+class HeatmapThrottle(UserRateThrottle):
+    """Grad-CAM heatmaps: the first request for a cell runs the network in the web process."""
+
+    scope = "heatmaps"
+
+
+def page_upload_wait(request) -> int | None:
+    """For the upload page (a Django view): seconds to wait, or None when the upload may go ahead."""
+    throttle = UploadThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    return max(1, math.ceil(throttle.wait() or 1))

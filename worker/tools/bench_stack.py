@@ -1,0 +1,103 @@
+"""The product as benchmarks run it: a throw-away PostgreSQL database, a Redis database, the Auth emulator,
+gunicorn and (optionally) a Celery worker, all started here and stopped after; one signed-in clinician."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: worker/tools/bench_stack.py
+
+
+@dataclass
+class Stack:
+    base: str  # http://127.0.0.1:PORT/api/v1
+    session: requests.Session  # signed in as the bench clinician
+    web: subprocess.Popen
+    worker: subprocess.Popen | None
+
+
+@contextlib.contextmanager
+def running_stack(
+    *, database: str, redis_db: int, web_workers: int = 2, worker_concurrency: int | None = 2
+) -> Iterator[Stack]:
+    from malaria_site.auth_emulator import AuthEmulator, free_port
+
+    def psql(command: str, check: bool = True) -> None:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", command], check=check)
+
+    psql(f"DROP DATABASE IF EXISTS {database}")
+    psql(f"CREATE DATABASE {database}")
+    emulator = AuthEmulator()
+    var = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",  # never 14 or 15: the tests' broker and cache
+        "MEDIA_ROOT": str(var / f"{database}-media"),
+        # Development mode is the only one that trusts the Auth emulator (see FIREBASE_AUTH_EMULATOR_TRUSTED).
+        "DJANGO_DEBUG": "1",
+        "FIREBASE_AUTH_EMULATOR_TRUSTED": "1",
+        "FIREBASE_PROJECT_ID": "demo-malaria-detect",
+        "FIREBASE_AUTH_EMULATOR_HOST": emulator.host,
+        "PYTHONPATH": str(ROOT),
+    }
+    port = free_port()
+    processes: list[subprocess.Popen] = []
+    log_dir = var / "bench-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(name: str, command: list[str]) -> subprocess.Popen:
+        log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 (the process writes to it until stopped)
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        return processes[-1]
+
+    python = sys.executable
+    try:
+        subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(["redis-cli", "-n", str(redis_db), "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
+        email = "bench@example.org"
+        emulator.create_account(email)
+        setup = (
+            "from accounts.services import lab_create, membership_set;"
+            f"membership_set(lab=lab_create(name='Bench'), email='{email}', role='clinician')"
+        )
+        subprocess.run([python, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True)
+        gunicorn = ["-m", "gunicorn", "malaria_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(web_workers)]
+        web = start("web", [python, *gunicorn, "--timeout", "120"])
+        worker = None
+        if worker_concurrency:
+            celery = ["-m", "celery", "-A", "malaria_site", "worker", "--concurrency", str(worker_concurrency)]
+            worker = start("worker", [python, *celery, "-l", "WARNING"])
+        base = f"http://127.0.0.1:{port}/api/v1"
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {emulator.sign_in(email)}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if session.get(f"{base}/me", timeout=10).ok:
+                    break
+            except (requests.ConnectionError, requests.Timeout):  # still starting (slow on a busy machine)
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the web server did not start")
+            time.sleep(0.3)
+        yield Stack(base=base, session=session, web=web, worker=worker)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        emulator.stop()
+        psql(f"DROP DATABASE IF EXISTS {database}", check=False)
