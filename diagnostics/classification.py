@@ -8,6 +8,7 @@ The Celery tasks in worker/tasks.py call cell_images_classify and cell_images_sw
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from django.utils import timezone
 from diagnostics import services, work_queue
 from diagnostics.models import CellImage, CellImageStatus, Prediction
 from worker.serving.engine import CellClassification, get_classifier
+
+logger = logging.getLogger(__name__)
 
 
 def cell_images_classify(*, image_ids: Sequence[int]) -> int:
@@ -37,8 +40,10 @@ def cell_images_classify(*, image_ids: Sequence[int]) -> int:
         for image in claimed:
             try:
                 readable.append((image.id, _read_stored(image.file_name), image.from_field))
-            except OSError as exc:
-                outcomes.append(CellOutcome(image_id=image.id, error=f"stored file cannot be read: {exc}"))
+            except OSError:
+                # The reason (a storage path, a provider's message) is for the log, not for the lab.
+                logger.exception("stored cell image %s cannot be read", image.id)
+                outcomes.append(CellOutcome(image_id=image.id, error="the stored image cannot be read"))
         results = get_classifier().classify(
             [data for _, data, _ in readable], from_field=[from_field for _, _, from_field in readable]
         )

@@ -38,3 +38,17 @@ class RequestSizeLimitMiddleware:
 
 def _size(limit: int) -> str:
     return f"{limit / (1024 * 1024):g} MB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KB"
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: no-store` on every page and API answer: they carry patient data (lists, results, CSV,
+    cell images, heatmaps), which no browser or proxy cache may keep. Static files (bundles, CSS) are
+    answered before this by WhiteNoise, with their own long-lived caching."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response["Cache-Control"] = "no-store"
+        return response

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ from worker.serving import field_overlay as field_overlay_module
 from worker.serving.engine import CellClassification, get_classifier
 from worker.serving.field_engine import FieldCell
 from worker.serving.fields import COUNTED, EDGE, FieldAnalysis, analyse_field
+
+logger = logging.getLogger(__name__)
 
 
 class FieldUnreadable(Exception):
@@ -67,7 +70,9 @@ def _read_stored(name: str) -> bytes:
         with default_storage.open(name, "rb") as handle:
             return handle.read()
     except OSError as exc:
-        raise FieldUnreadable(f"the stored photograph cannot be read: {exc}") from exc
+        # The reason (a storage path, a provider's message) is for the log, not for the lab.
+        logger.exception("stored photograph %s cannot be read", name)
+        raise FieldUnreadable("the stored photograph cannot be read") from exc
 
 
 def decode_field(data: bytes) -> np.ndarray:

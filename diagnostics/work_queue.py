@@ -52,7 +52,7 @@ def claim_release(
             model.objects.filter(pk__in=give_up).update(
                 status=FAILED,
                 claim_token=None,
-                error=f"{work} failed on {MAX_ATTEMPTS} attempts with an internal error ({type(error).__name__}); "
+                error=f"{work} failed on {MAX_ATTEMPTS} attempts with an internal error; "
                 "the error is logged for the team",
             )
         for sample_id in {row[1] for row in rows}:

@@ -199,3 +199,16 @@ def test_images_that_keep_crashing_the_engine_fail_on_the_third_attempt(queued, 
     assert statuses(queued) == ["failed"] * 3
     assert CellImage.objects.get(pk=ids[0]).error.startswith("classification failed on 3 attempts")
     assert Sample.objects.get(pk=stored_sample.pk).failed_count == 3
+
+
+def test_a_stored_file_that_cannot_be_read_fails_the_cell_without_telling_the_lab_where_it_was(queued, caplog):
+    from django.core.files.storage import default_storage
+
+    from diagnostics.classification import cell_images_classify
+
+    lost = queued[0]
+    default_storage.delete(lost.file.name)
+    cell_images_classify(image_ids=[lost.pk])
+    lost.refresh_from_db()
+    assert (lost.status, lost.error) == ("failed", "the stored image cannot be read")
+    assert lost.file.name in caplog.text, "the path is in the log, for the team"

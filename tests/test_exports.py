@@ -161,3 +161,24 @@ def test_each_export_is_audited(clinician, lab_a, patient, reviewed_sample):
         assert (event.actor, event.lab_id, event.ip_address) == (clinician.user, lab_a.id, "127.0.0.1")
         assert event.detail["rows"] == 1
     assert events[0].detail["query"] == {"from": days_ago(30)}
+
+
+def test_nothing_that_carries_patient_data_may_be_cached(clinician, patient, sample):
+    """Cache-Control: no-store on the API's JSON, the CSV exports, cell images and heatmaps, and the pages."""
+    from tests.page_sessions import page_client
+    from tests.stored_cells import add_cells
+
+    image = add_cells(sample["id"], ["parasitized"])[0]
+    api = clinician.client()
+    answers = {
+        "json": api.get(f"/api/v1/samples/{sample['id']}"),
+        "csv": api.get("/api/v1/export/samples.csv"),
+        "history csv": api.get(f"/api/v1/patients/{patient['id']}/history.csv"),
+        "cell image": api.get(f"/api/v1/images/{image.pk}/file"),
+        "heatmap": api.get(f"/api/v1/images/{image.pk}/heatmap"),
+        "page": page_client(clinician).get(f"/samples/{sample['id']}"),
+        "error": api.get("/api/v1/samples/999999999"),
+    }
+    for name, response in answers.items():
+        assert response.status_code in (200, 404), name
+        assert response["Cache-Control"] == "no-store", name

@@ -87,7 +87,7 @@ def png_header_only(width: int, height: int) -> bytes:
         (b"", "empty"),
         (b"this is a text file, not a cell", "not a readable image"),
         (encode(cell_like("RGB"))[:200], "not a readable image"),
-        (png_header_only(30000, 30000), "pixels"),
+        (png_header_only(30000, 30000), "decompression bomb"),
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "not a readable image"),
     ],
     ids=["empty", "text", "truncated", "bomb", "garbage-after-signature"],

@@ -63,7 +63,7 @@ def decode_field(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
         except FieldImageError:
             raise
         except Exception as exc:  # Pillow raises many exception types for damaged files
-            raise FieldImageError(f"the photograph is not a readable image ({type(exc).__name__})") from exc
+            raise FieldImageError("the photograph is not a readable image (damaged or not an image)") from exc
 
 
 def chips_of(rgb: np.ndarray, analysis: FieldAnalysis, found: Sequence[FoundObject], size: int) -> np.ndarray:

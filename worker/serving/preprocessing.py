@@ -43,9 +43,9 @@ def open_cell_image(data: bytes | Image.Image) -> Image.Image:
         except CellImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise CellImageError(f"decompression bomb: {exc}") from exc
-        except Exception as exc:  # Pillow raises many types for corrupt data
-            raise CellImageError(f"not a readable image: {exc}") from exc
+            raise CellImageError("the image's declared size is far too large (possible decompression bomb)") from exc
+        except Exception as exc:  # Pillow raises many types for corrupt data; its wording is not for users
+            raise CellImageError("not a readable image (damaged or not an image)") from exc
     if image.width < 1 or image.height < 1:
         raise CellImageError("image has no pixels")
     return image
