@@ -45,14 +45,31 @@ def firebase_config() -> dict:
     }
 
 
+def firebase_csp(config: dict) -> dict:
+    """What the sign-in page's Firebase SDK reaches: the Auth REST endpoints (or the emulator in development)
+    and, for Google's pop-up, the project's auth domain in a frame."""
+    connect = ["https://identitytoolkit.googleapis.com", "https://securetoken.googleapis.com"]
+    if config["emulatorUrl"]:
+        connect.append(config["emulatorUrl"])
+    # Google's pop-up sign-in loads Google's API script and shows the project's auth domain in a frame.
+    return {
+        "connect-src": connect,
+        "script-src": ["https://apis.google.com"],
+        "frame-src": [f"https://{config['authDomain']}"],
+    }
+
+
 def signin_page_response(request, *, next_url: str, error: str = "", status: int = 200):
+    config = firebase_config()
     context = {
         "next": next_url,
         "error": error,
-        "firebase_config": firebase_config(),
+        "firebase_config": config,
         "google_sign_in": settings.FIREBASE_GOOGLE_SIGN_IN,
     }
-    return render(request, "accounts/signin.html", context, status=status)
+    response = render(request, "accounts/signin.html", context, status=status)
+    response._csp_update = firebase_csp(config)  # read by django-csp's middleware
+    return response
 
 
 @require_GET

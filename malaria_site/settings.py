@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "diagnostics.middleware.NoStoreMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -270,6 +271,24 @@ LOGGING = {
 
 # Pages link to nothing that needs our URLs; other sites get the origin at most.
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): our own scripts, styles and images only, no plugins, no framing. The
+# one inline style is a field page's `style="--natural-width: ..."` attribute, hence style-src-attr. The
+# sign-in page adds Firebase's endpoints (accounts.views.FIREBASE_CSP); the API docs page its inline code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if not DEBUG:
     # HTTPS only: redirect plain HTTP and tell browsers never to try it (HSTS). Off in development (DEBUG).
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)

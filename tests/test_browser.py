@@ -47,11 +47,15 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A page whose every Content-Security-Policy violation fails the test (the policy is on, as in production)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
+    violations: list[str] = []
+    page.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
     yield page
     context.close()
+    assert violations == [], "the pages broke their Content-Security-Policy"
 
 
 def sign_in(page, base_url: str, email: str) -> None:

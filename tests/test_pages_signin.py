@@ -244,3 +244,12 @@ def test_a_page_answers_503_when_the_session_cannot_be_rechecked(clinician, monk
     assert "_auth_user_id" in client.session, "the session is kept: Firebase may be back on the next request"
     assert api.status_code == 503
     assert "try again" in api.json()["detail"]
+
+
+def test_pages_send_a_content_security_policy_that_the_signin_page_widens_for_firebase_only(auth_emulator):
+    signin = Client().get("/signin")["Content-Security-Policy"]
+    page = Client().get("/model")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in page.split(";") if part.strip())
+    assert directives["script-src"] == directives["style-src"] == directives["connect-src"] == "'self'"
+    assert (directives["object-src"], directives["frame-ancestors"]) == ("'none'", "'none'")
+    assert f"http://{auth_emulator.host}" in signin and "https://identitytoolkit.googleapis.com" in signin
