@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 
 from diagnostics.urls import api_v1
+from malaria_site.operations import operations
 
 urlpatterns = [
+    path("admin/operations", operations, name="admin-operations"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("", include("accounts.urls")),
