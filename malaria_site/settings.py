@@ -122,19 +122,26 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 S3_BUCKET = env_str("S3_BUCKET")
+
+
+def s3_storage(bucket: str, endpoint_url: str | None = None, region: str | None = None) -> dict:
+    """Images in an S3-compatible bucket: private, signed URLs, never overwritten (credentials: AWS_* env)."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+
+
 STORAGES = {
     "default": (
-        {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": S3_BUCKET,
-                "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
-                "region_name": env_str("S3_REGION") or None,
-                "default_acl": "private",
-                "querystring_auth": True,
-                "file_overwrite": False,
-            },
-        }
+        s3_storage(S3_BUCKET, env_str("S3_ENDPOINT_URL") or None, env_str("S3_REGION") or None)
         if S3_BUCKET
         else {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}}
     ),

@@ -34,7 +34,7 @@ PRODUCTION_LOADED_WITH = {
 }
 with mock.patch.dict(os.environ, PRODUCTION_LOADED_WITH):
     from malaria_site.settings import *  # noqa: F403
-    from malaria_site.settings import REDIS_BROKER_OPTIONS, STORAGES, VAR_DIR
+    from malaria_site.settings import REDIS_BROKER_OPTIONS, STORAGES, VAR_DIR, s3_storage
 
 DEBUG = False
 
@@ -56,7 +56,14 @@ CELERY_BROKER_URL = redis_broker_url
 CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_OPTIONS
 
 MEDIA_ROOT = Path(env_str("TEST_MEDIA_ROOT", str(VAR_DIR / "test-media")))
+
+
 STORAGES = {
     **STORAGES,
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}},
+    # A worker started by tests/test_s3_storage.py stores and reads images in that test's bucket.
+    "default": (
+        s3_storage(env_str("TEST_S3_BUCKET"), env_str("TEST_S3_ENDPOINT_URL"))
+        if env_str("TEST_S3_BUCKET")
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}}
+    ),
 }
