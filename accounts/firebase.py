@@ -7,11 +7,13 @@ need a round trip to Firebase, so the answer is cached per user for FIREBASE_REV
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
 import firebase_admin
 import google.auth.exceptions
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
@@ -20,6 +22,7 @@ from firebase_admin import auth, credentials
 from accounts.models import canonical_email
 
 APP_NAME = "malaria-detect"
+logger = logging.getLogger(__name__)
 
 
 class TokenRejected(Exception):
@@ -131,9 +134,18 @@ def user_state_key(uid: str) -> str:
     return f"firebase-user-state:{uid}"
 
 
+def _cached(operation, *args):
+    """The cache is a shortcut, not a dependency: with Redis down, users are checked against Firebase itself."""
+    try:
+        return operation(*args)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        logger.warning("the cache cannot be reached: checking the Firebase user without it")
+        return None
+
+
 def ensure_not_revoked(identity: FirebaseIdentity, app: firebase_admin.App) -> None:
     key = user_state_key(identity.uid)
-    state = cache.get(key)
+    state = _cached(cache.get, key)
     if state is None:
         try:
             record = auth.get_user(identity.uid, app=app)
@@ -146,7 +158,7 @@ def ensure_not_revoked(identity: FirebaseIdentity, app: firebase_admin.App) -> N
                 raise AuthServiceUnavailable("The sign-in service cannot be reached; try again shortly.") from exc
             raise
         state = {"disabled": record.disabled, "valid_after_ms": record.tokens_valid_after_timestamp or 0}
-        cache.set(key, state, settings.FIREBASE_REVOCATION_CHECK_SECONDS)
+        _cached(cache.set, key, state, settings.FIREBASE_REVOCATION_CHECK_SECONDS)
     if state["disabled"]:
         raise TokenRejected("This account is disabled.")
     if identity.issued_at * 1000 < state["valid_after_ms"]:

@@ -326,9 +326,10 @@ def fields_enqueue(*, field_ids: Sequence[int]) -> None:
     """One segmentation task per field: a field's cells are many already, and fields then spread over workers."""
     from malaria_site.celery import app
 
-    Field.objects.filter(pk__in=field_ids).update(enqueued_at=timezone.now())
     for field_id in field_ids:
         app.send_task(SEGMENT_TASK, args=[[field_id]])
+        # Marked sent only once the broker took it: a failed send leaves it for the sweeper's prompt re-send.
+        Field.objects.filter(pk=field_id).update(enqueued_at=timezone.now())
 
 
 def cell_images_enqueue(*, image_ids: Sequence[int]) -> None:
@@ -336,9 +337,11 @@ def cell_images_enqueue(*, image_ids: Sequence[int]) -> None:
     from malaria_site.celery import app
 
     chunk = settings.CLASSIFY_CHUNK_SIZE
-    CellImage.objects.filter(pk__in=image_ids).update(enqueued_at=timezone.now())
     for start in range(0, len(image_ids), chunk):
-        app.send_task(CLASSIFY_TASK, args=[list(image_ids[start : start + chunk])])
+        ids = list(image_ids[start : start + chunk])
+        app.send_task(CLASSIFY_TASK, args=[ids])
+        # Marked sent only once the broker took it: a failed send leaves it for the sweeper's prompt re-send.
+        CellImage.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
 
 
 # -- counts and results ----------------------------------------------------------------------------------

@@ -3,12 +3,28 @@ so every web process sees the same counts. A refusal is 429 with Retry-After (DR
 
 from __future__ import annotations
 
+import logging
 import math
 
+import redis
 from rest_framework.throttling import UserRateThrottle
 
+logger = logging.getLogger(__name__)
 
-class UploadThrottle(UserRateThrottle):
+
+class CountedInTheCache(UserRateThrottle):
+    """With Redis down the counts cannot be kept: let the request through (an upload is then kept and sent
+    to the workers once the broker is back) rather than refuse every lab's work."""
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            logger.warning("the cache cannot be reached: %s not throttled", self.scope)
+            return True
+
+
+class UploadThrottle(CountedInTheCache):
     """Cell and field uploads, by the API or the upload page; reading lists is not counted."""
 
     scope = "uploads"
@@ -19,7 +35,7 @@ class UploadThrottle(UserRateThrottle):
         return super().allow_request(request, view)
 
 
-class HeatmapThrottle(UserRateThrottle):
+class HeatmapThrottle(CountedInTheCache):
     """Grad-CAM heatmaps: the first request for a cell runs the network in the web process."""
 
     scope = "heatmaps"

@@ -85,9 +85,10 @@ def sweep_stalled(
         for sample_id in {row[2] for row in rows}:
             services.sample_refresh(sample_id=sample_id)
         resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
+        never_sent_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_NEVER_SENT_SECONDS)
         lost = list(
             model.objects.filter(status=QUEUED)
-            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=resend_cutoff))
+            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=never_sent_cutoff))
             .values_list("id", flat=True)
         )
         if retry or lost:

@@ -88,6 +88,9 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
+# A connection kept between requests is checked before reuse: after a database restart the first request
+# reconnects instead of failing with a dead connection.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and a worker write at once: readers never block the writer (WAL), a writer waits
     # for the other (timeout, seconds) and takes the lock when its transaction starts, so two transactions
@@ -262,6 +265,8 @@ CLASSIFY_CHUNK_SIZE = env_int("CLASSIFY_CHUNK_SIZE", 100, minimum=1)
 PROCESSING_TIMEOUT_SECONDS = env_int("PROCESSING_TIMEOUT_SECONDS", 120, minimum=1)
 # Images queued this long without being classified have their message sent again (lost by the broker).
 QUEUED_RESEND_SECONDS = env_int("QUEUED_RESEND_SECONDS", 900, minimum=1)
+# Images whose message never reached the broker (it was down at upload) are sent this soon after.
+QUEUED_NEVER_SENT_SECONDS = env_int("QUEUED_NEVER_SENT_SECONDS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stalled-cell-images": {
         "task": "worker.tasks.sweep_stalled_cell_images",

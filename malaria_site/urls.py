@@ -11,3 +11,6 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("diagnostics.page_urls")),
 ]
+
+# A database or Redis outage is 503 with Retry-After, JSON on the API (malaria_site/errors.py).
+handler500 = "malaria_site.errors.server_error"

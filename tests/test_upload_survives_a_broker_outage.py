@@ -32,8 +32,12 @@ def test_an_upload_while_the_broker_is_down_is_kept_and_sent_by_the_sweeper(clin
     detail = clinician.client().get(f"/api/v1/samples/{sample['id']}").json()
     assert (detail["status"], detail["counts"]["queued"]) == ("processing", 3)
 
-    # The broker is back; the sweeper re-sends what has waited longer than QUEUED_RESEND_SECONDS.
+    assert set(images.values_list("enqueued_at", flat=True)) == {None}, "never marked sent"
+
+    # The broker is back; the sweeper sends what never reached it QUEUED_NEVER_SENT_SECONDS (30 s) after the
+    # upload, not after the 15 minutes it gives messages the broker took and lost.
     assert cell_images_sweep_stalled() == [], "not before they have waited"
-    images.update(enqueued_at=timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS + 1))
+    assert settings.QUEUED_NEVER_SENT_SECONDS <= 30
+    images.update(created_at=timezone.now() - dt.timedelta(seconds=settings.QUEUED_NEVER_SENT_SECONDS + 1))
     assert sorted(cell_images_sweep_stalled()) == ids
     assert queued_tasks() == [("worker.tasks.classify_cell_images", [ids])]

@@ -24,9 +24,11 @@ def load_model_in_worker_process(**_):
     name="worker.tasks.classify_cell_images",
     acks_late=True,
     autoretry_for=TRANSIENT_ERRORS,
+    # 2, 4, 8, ... 60, 60 s without jitter: 5 minutes of retries, longer than a database restart.
     retry_backoff=2,
     retry_backoff_max=60,
-    max_retries=5,
+    retry_jitter=False,
+    max_retries=9,
 )
 def classify_cell_images(image_ids: list[int]) -> int:
     return classification.cell_images_classify(image_ids=image_ids)
@@ -36,9 +38,11 @@ def classify_cell_images(image_ids: list[int]) -> int:
     name="worker.tasks.segment_fields",
     acks_late=True,
     autoretry_for=TRANSIENT_ERRORS,
+    # 2, 4, 8, ... 60, 60 s without jitter: 5 minutes of retries, longer than a database restart.
     retry_backoff=2,
     retry_backoff_max=60,
-    max_retries=5,
+    retry_jitter=False,
+    max_retries=9,
 )
 def segment_fields(field_ids: list[int]) -> int:
     return segmentation.fields_segment(field_ids=field_ids)

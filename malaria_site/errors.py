@@ -1,0 +1,33 @@
+"""Uncaught errors: a database or Redis that cannot be reached is 503 with Retry-After (a dependency is
+down, try again), anything else 500; JSON for the API, a self-contained page otherwise (base.html reads the
+database, which may be what is down). Django calls handler500 inside its except block, so the exception is
+at hand whether it came from a view or from a middleware (sessions, authentication)."""
+
+from __future__ import annotations
+
+import sys
+
+import redis
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+DEPENDENCY_DOWN = (OperationalError, InterfaceError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+RETRY_AFTER_SECONDS = 30
+UNAVAILABLE = "A service the product needs (its database or queue) cannot be reached just now; try again in a minute."
+FAILED = "Something went wrong on our side; the error has been logged. Nothing you sent was lost."
+
+
+def server_error(request):
+    error = sys.exc_info()[1]
+    unavailable = isinstance(error, DEPENDENCY_DOWN)
+    status, message = (503, UNAVAILABLE) if unavailable else (500, FAILED)
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": message}, status=status)
+    elif unavailable:
+        response = HttpResponse(render_to_string("503_standalone.html", {"message": message}), status=status)
+    else:
+        response = HttpResponse(render_to_string("500.html"), status=status)
+    if unavailable:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
