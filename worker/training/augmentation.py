@@ -66,3 +66,19 @@ def random_colour(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 def augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     geometry_seed, colour_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     return random_colour(random_affine(images, geometry_seed), colour_seed)
+
+
+def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mixup (Zhang et al. 2018): each cell blended with another of the batch, its label likewise.
+
+    The weight is Beta(alpha, alpha) per cell, drawn as a ratio of two Gamma draws (TensorFlow has no
+    stateless Beta); the partner is the batch reversed, which the shuffle has already made random.
+    """
+    batch = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    a = tf.random.stateless_gamma([batch], seeds[0], alpha)
+    b = tf.random.stateless_gamma([batch], seeds[1], alpha)
+    weight = a / (a + b + 1e-12)
+    partner_images, partner_labels = tf.reverse(images, [0]), tf.reverse(labels, [0])
+    mixed = weight[:, None, None, None] * images + (1.0 - weight[:, None, None, None]) * partner_images
+    return mixed, weight * labels + (1.0 - weight) * partner_labels

@@ -56,8 +56,6 @@ def train(args: argparse.Namespace) -> dict:
     import keras
     import tensorflow as tf
 
-    from worker.training.architecture import build_model
-    from worker.training.augmentation import augment
     from worker.training.export import export_litert
 
     started = time.monotonic()
@@ -76,24 +74,10 @@ def train(args: argparse.Namespace) -> dict:
     )
 
     x_train, y_train = images[members["train"]], labels[members["train"]]
-    seed = tf.constant([args.seed, 0], dtype=tf.int64)
-
-    def repeated(x, y, salt):
-        return (
-            tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=args.seed + salt, reshuffle_each_iteration=True)
-            .repeat()
-        )
-
-    def augment_batch(step, batch):
-        x, y = batch
-        x = augment(tf.cast(x, tf.float32) * (1.0 / 255.0), tf.stack([seed[0], step]))  # as to_network_input
-        return x, tf.cast(y, tf.float32)
-
     x_validation = to_network_input(images[members["validation"]])
     y_validation = labels[members["validation"]].astype(np.float32)
     w_validation = np.ones(len(y_validation), np.float32)
-    chips = block_split = None
+    chips = block_split = train_chips = None
     if args.fields:
         chips = cached_field_chips(args.fields, args.size)
         block_split = split_blocks(chips.blocks, seed=args.block_seed)
@@ -108,21 +92,7 @@ def train(args: argparse.Namespace) -> dict:
             ),
             flush=True,
         )
-        train_positive = on["train"] & (chips.labels == 1)
-        train_negative = on["train"] & (chips.labels == 0)
-        # A batch mixes NIH cells, field chips and (oversampled: they are 1 in 100) parasitized field chips;
-        # an epoch still shows every NIH train cell about once.
-        shares = [1.0 - args.field_share, args.field_share - args.field_positive_share, args.field_positive_share]
-        mixed = tf.data.Dataset.sample_from_datasets(
-            [
-                repeated(x_train, y_train, 0),
-                repeated(chips.images[train_negative], chips.labels[train_negative], 1),
-                repeated(chips.images[train_positive], chips.labels[train_positive], 2),
-            ],
-            weights=shares,
-            seed=args.seed,
-        )
-        steps_per_epoch = int(len(x_train) / shares[0]) // args.batch_size
+        train_chips = (chips.images[on["train"]], chips.labels[on["train"]])
         # Early stopping watches both: NIH validation cells as they are, and the validation blocks' chips
         # weighted to half as much again, the two classes equally (otherwise the 1 % infected vanish).
         field_labels = chips.labels[on["validation"]]
@@ -133,15 +103,6 @@ def train(args: argparse.Namespace) -> dict:
         x_validation = np.concatenate([x_validation, to_network_input(chips.images[on["validation"]])])
         y_validation = np.concatenate([y_validation, field_labels.astype(np.float32)])
         w_validation = np.concatenate([w_validation, field_weights.astype(np.float32)])
-    else:
-        mixed = repeated(x_train, y_train, 0)
-        steps_per_epoch = len(x_train) // args.batch_size
-    train_data = (
-        mixed.batch(args.batch_size, drop_remainder=True)
-        .enumerate()
-        .map(augment_batch, num_parallel_calls=2, deterministic=True)
-        .prefetch(2)
-    )
     n_cells_validation = int(members["validation"].sum())
 
     architecture = {
@@ -150,48 +111,9 @@ def train(args: argparse.Namespace) -> dict:
         "stages": [list(s) for s in args.stages],
         "dropout": args.dropout,
     }
-    model = build_model(size=args.size, stem=args.stem, stages=args.stages, dropout=args.dropout, seed=args.seed)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.learning_rate / 10,
-        decay_steps=args.epochs * steps_per_epoch,
-        warmup_target=args.learning_rate,
-        warmup_steps=steps_per_epoch,
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=args.weight_decay),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[
-            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
-            keras.metrics.AUC(from_logits=True, name="auc"),
-        ],
-    )
-    print(f"model: {model.count_params():,} parameters, input {args.size}px, {steps_per_epoch} steps/epoch", flush=True)
-
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            minutes = (time.monotonic() - started) / 60
-            print(
-                f"epoch {epoch + 1:3d}/{args.epochs} loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} | "
-                f"val loss {logs['val_loss']:.4f} acc {logs['val_accuracy']:.4f} auc {logs['val_auc']:.4f} | "
-                f"{minutes:5.1f} min",
-                flush=True,
-            )
-            if minutes > args.max_minutes:
-                print(f"stopping: the {args.max_minutes}-minute training budget is spent", flush=True)
-                self.model.stop_training = True
-
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=args.patience, restore_best_weights=True
-    )
-    history = model.fit(
-        train_data,
-        steps_per_epoch=steps_per_epoch,
-        epochs=args.epochs,
-        validation_data=(x_validation, y_validation, w_validation),
-        validation_batch_size=512,
-        callbacks=[Progress(), early_stopping],
-        verbose=0,
+    stream, steps_per_epoch = training_stream(args, x_train, y_train, train_chips)
+    model, history = fit_network(
+        args, stream, steps_per_epoch, validation=(x_validation, y_validation, w_validation), started=started
     )
     epochs_run = len(history.history["loss"])
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
@@ -306,6 +228,9 @@ def train(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "weight_decay": args.weight_decay,
+            "ema": args.ema,
+            "label_smoothing": args.label_smoothing,
+            "mixup": args.mixup,
             "minutes": round(minutes, 1),
             "augmentation": "rotation 360, shear 0.15, zoom 0.9-1.1, shift 8%, flip; hue 0.04, saturation 0.7-1.3, "
             "brightness 0.8-1.2, channel gain 0.9-1.1, gamma 0.8-1.25",
@@ -337,6 +262,127 @@ def train(args: argparse.Namespace) -> dict:
     return summary
 
 
+def training_stream(args: argparse.Namespace, x_train, y_train, field_chips=None):
+    """Endless shuffled (uint8 image, label) pairs to train on, and the steps that make an epoch.
+
+    With field chips, a batch mixes NIH cells, uninfected field chips and (oversampled: they are 1 in 100)
+    parasitized field chips; an epoch still shows every NIH train cell about once.
+    """
+    import tensorflow as tf
+
+    def repeated(x, y, salt):
+        return (
+            tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=args.seed + salt, reshuffle_each_iteration=True)
+            .repeat()
+        )
+
+    if field_chips is None:
+        return repeated(x_train, y_train, 0), len(x_train) // args.batch_size
+    chip_images, chip_labels = field_chips
+    shares = [1.0 - args.field_share, args.field_share - args.field_positive_share, args.field_positive_share]
+    mixed = tf.data.Dataset.sample_from_datasets(
+        [
+            repeated(x_train, y_train, 0),
+            repeated(chip_images[chip_labels == 0], chip_labels[chip_labels == 0], 1),
+            repeated(chip_images[chip_labels == 1], chip_labels[chip_labels == 1], 2),
+        ],
+        weights=shares,
+        seed=args.seed,
+    )
+    return mixed, int(len(x_train) / shares[0]) // args.batch_size
+
+
+def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, validation=None, started: float):
+    """Build the network and fit it on the stream with the recipe in args; returns (model, history).
+
+    The recipe: AdamW with a warm-up and a cosine schedule decayed to zero over args.epochs, the
+    augmentation of worker.training.augmentation, and optionally label smoothing, mixup (Zhang et al.
+    2018, within the batch) and an exponential moving average of the weights (what is kept at the end).
+    Without validation data nothing stops it early: it runs the whole schedule.
+    """
+    import keras
+    import tensorflow as tf
+
+    from worker.training.architecture import build_model
+    from worker.training.augmentation import augment, mixup
+
+    seed = tf.constant([args.seed, 0], dtype=tf.int64)
+
+    def augment_batch(step, batch):
+        x, y = batch
+        x = augment(tf.cast(x, tf.float32) * (1.0 / 255.0), tf.stack([seed[0], step]))  # as to_network_input
+        y = tf.cast(y, tf.float32)
+        if args.mixup > 0:
+            x, y = mixup(x, y, args.mixup, tf.stack([seed[0] + 1, step]))
+        return x, y
+
+    train_data = (
+        stream.batch(args.batch_size, drop_remainder=True)
+        .enumerate()
+        .map(augment_batch, num_parallel_calls=2, deterministic=True)
+        .prefetch(2)
+    )
+    model = build_model(size=args.size, stem=args.stem, stages=args.stages, dropout=args.dropout, seed=args.seed)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=args.learning_rate / 10,
+        decay_steps=args.epochs * steps_per_epoch,
+        warmup_target=args.learning_rate,
+        warmup_steps=steps_per_epoch,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=schedule,
+            weight_decay=args.weight_decay,
+            use_ema=args.ema > 0,
+            ema_momentum=args.ema or 0.99,
+        ),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=args.label_smoothing),
+        metrics=[
+            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+            keras.metrics.AUC(from_logits=True, name="auc"),
+        ],
+    )
+    print(f"model: {model.count_params():,} parameters, input {args.size}px, {steps_per_epoch} steps/epoch", flush=True)
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            minutes = (time.monotonic() - started) / 60
+            checked = (
+                f" | val loss {logs['val_loss']:.4f} acc {logs['val_accuracy']:.4f} auc {logs['val_auc']:.4f}"
+                if "val_loss" in logs
+                else ""
+            )
+            print(
+                f"epoch {epoch + 1:3d}/{args.epochs} loss {logs['loss']:.4f} acc {logs['accuracy']:.4f}{checked} | "
+                f"{minutes:5.1f} min",
+                flush=True,
+            )
+            if minutes > args.max_minutes:
+                print(f"stopping: the {args.max_minutes}-minute training budget is spent", flush=True)
+                self.model.stop_training = True
+
+    callbacks: list = [Progress()]
+    if validation is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
+        )
+    history = model.fit(
+        train_data,
+        steps_per_epoch=steps_per_epoch,
+        epochs=args.epochs,
+        validation_data=validation,
+        validation_batch_size=512,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    if args.ema > 0:
+        # Keras swaps the averaged weights in at the end of fit; saying so here keeps it from depending on that.
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+    return model, history
+
+
 def false_positive_counts(probabilities, labels, threshold: float, band: tuple[float, float], measured_on: str) -> dict:
     """Uninfected cells, and those called parasitized outside the band (confident) or parasitized or inside it."""
     probabilities, negatives = np.asarray(probabilities), np.asarray(labels) == 0
@@ -362,6 +408,24 @@ def field_metrics(probabilities, labels, stages, threshold: float, band: tuple[f
     return metrics
 
 
+def add_recipe_arguments(parser: argparse.ArgumentParser, *, epochs: int = 30) -> None:
+    """The network and how it is fitted: shared by train and crossvalidate, so a recipe means one thing."""
+    parser.add_argument("--size", type=int, default=48)
+    parser.add_argument("--stem", type=int, default=24)
+    parser.add_argument("--stages", type=parse_stages, default=parse_stages("32x1,64x1,128x2"))
+    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--ema", type=float, default=0.0, help="momentum of a moving average of the weights (0: off)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--mixup", type=float, default=0.0, help="alpha of mixup's Beta(alpha, alpha) (0: off)")
+    parser.add_argument("--max-minutes", type=float, default=40.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--split-seed", type=int, default=20181)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.training", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -381,20 +445,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     train_parser.add_argument("--out", default=str(DEFAULT_MODEL_DIR), help="where to write the model")
     train_parser.add_argument("--version", default=dt.date.today().strftime("cnn-%Y.%m.%d"))
-    train_parser.add_argument("--size", type=int, default=48)
-    train_parser.add_argument("--stem", type=int, default=24)
-    train_parser.add_argument("--stages", type=parse_stages, default=parse_stages("32x1,64x1,128x2"))
-    train_parser.add_argument("--dropout", type=float, default=0.3)
-    train_parser.add_argument("--epochs", type=int, default=30)
-    train_parser.add_argument("--batch-size", type=int, default=64)
-    train_parser.add_argument("--learning-rate", type=float, default=3e-3)
-    train_parser.add_argument("--weight-decay", type=float, default=1e-4)
+    add_recipe_arguments(train_parser)
     train_parser.add_argument(
         "--patience", type=int, default=30, help="epochs without a better validation loss before stopping"
     )
-    train_parser.add_argument("--max-minutes", type=float, default=40.0)
-    train_parser.add_argument("--seed", type=int, default=7)
-    train_parser.add_argument("--split-seed", type=int, default=20181)
+
+    cv_parser = commands.add_parser(
+        "crossvalidate", help="patient-grouped cross-validation of a recipe: out-of-fold logits for scoring"
+    )
+    cv_parser.add_argument("--data", required=True, help="folder with Parasitized/ and Uninfected/")
+    cv_parser.add_argument("--method", required=True, help="name the out-of-fold logits are saved under")
+    cv_parser.add_argument("--folds", type=int, default=5)
+    cv_parser.add_argument("--seeds", type=int, default=2)
+    cv_parser.add_argument("--fold-seed", type=int, default=5, help="seed of the patients' deal into folds")
+    cv_parser.add_argument("--out", default="out/crossvalidation")
+    add_recipe_arguments(cv_parser, epochs=12)
+    score_parser = commands.add_parser(
+        "crossvalidate-score", help="score cross-validated methods with patient-resampled intervals"
+    )
+    score_parser.add_argument(
+        "--methods",
+        required=True,
+        help="comma-separated; a+b is the ensemble of a and b; name@tta8 or name@tta8-band adds test-time "
+        "augmentation (all cells, or only the uncertain ones)",
+    )
+    score_parser.add_argument("--reference", default="baseline", help="the method differences are taken from")
+    score_parser.add_argument("--samples", type=int, default=1000, help="patient resamples for the intervals")
+    score_parser.add_argument("--out", default="out/crossvalidation")
 
     evaluate_parser = commands.add_parser("evaluate", help="measure a model on a folder of labelled cells")
     evaluate_parser.add_argument("--data", required=True, help="folder with Parasitized/ and Uninfected/")
@@ -410,6 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args)
+    elif args.command == "crossvalidate":
+        from worker.training.crossvalidation import crossvalidate
+
+        crossvalidate(args)
+    elif args.command == "crossvalidate-score":
+        from worker.training.crossvalidation import score_command
+
+        print(json.dumps(score_command(args)))
     else:
         from worker.training.evaluation import evaluate
 
