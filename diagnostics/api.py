@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
@@ -59,12 +60,14 @@ class PatientListApi(GenericAPIView):
     @extend_schema(
         operation_id="patients_list",
         parameters=[OpenApiParameter("search", str, description="Part of the identifier or name")],
+        responses=PatientSerializer(many=True),
     )
     def get(self, request):
         patients = selectors.patients_for(request.membership, search=request.query_params.get("search", "").strip())
         page = self.paginate_queryset(patients)
         return self.get_paginated_response(PatientSerializer(page, many=True).data)
 
+    @extend_schema(responses={201: PatientSerializer})
     def post(self, request):
         serializer = PatientSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -101,6 +104,7 @@ class PatientSamplesApi(GenericAPIView):
     serializer_class = SampleSerializer
     pagination_class = Pages
 
+    @extend_schema(responses=SampleSerializer(many=True))
     def get(self, request, patient_id: int):
         patient = selectors.patient_get(request.membership, patient_id)
         page = self.paginate_queryset(selectors.samples_for(request.membership, patient_id=patient.pk))
@@ -119,7 +123,7 @@ class SampleListApi(GenericAPIView):
     serializer_class = SampleSerializer
     pagination_class = Pages
 
-    @extend_schema(operation_id="samples_list", parameters=[SampleFilters])
+    @extend_schema(operation_id="samples_list", parameters=[SampleFilters], responses=SampleSerializer(many=True))
     def get(self, request):
         filters = SampleFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -172,6 +176,7 @@ class SampleImagesApi(GenericAPIView):
     parser_classes = [MultiPartParser, FormParser]
     throttle_classes = [UploadThrottle]
 
+    @extend_schema(responses=CellImageSerializer(many=True))
     def get(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)
         page = self.paginate_queryset(selectors.cell_images_for(request.membership, sample=sample))
@@ -210,6 +215,7 @@ class SampleFieldsApi(GenericAPIView):
     parser_classes = [MultiPartParser, FormParser]
     throttle_classes = [UploadThrottle]
 
+    @extend_schema(responses=FieldSerializer(many=True))
     def get(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)
         page = self.paginate_queryset(selectors.fields_for(request.membership, sample=sample))
@@ -326,7 +332,10 @@ class CellImageHeatmapApi(APIView):
 
 class SamplesCsvApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("from", str, description="YYYY-MM-DD"), OpenApiParameter("to", str)],
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, description="Collected on or after (YYYY-MM-DD)"),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="Collected on or before (YYYY-MM-DD)"),
+        ],
         responses={(200, "text/csv"): str},
     )
     def get(self, request):

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from diagnostics import selectors
-from diagnostics.models import CellImage, Field, Label, Patient, Review, Sample
+from diagnostics.models import FIRST_BIRTH_YEAR, CellImage, Field, Label, Patient, Review, Sample
 
 
 class LabSerializer(serializers.Serializer):
@@ -25,6 +25,9 @@ class PatientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patient
         fields = ["id", "identifier", "name", "sex", "birth_year", "notes", "created_at", "updated_at"]
+        # The lower bound of the model's validator, shown in the OpenAPI description; the upper one (this year)
+        # moves, so the model's validator alone enforces it.
+        extra_kwargs = {"birth_year": {"min_value": FIRST_BIRTH_YEAR}}
         read_only_fields = ["id", "created_at", "updated_at"]
 
 

@@ -11,11 +11,19 @@ import redis
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.views.defaults import page_not_found
 
 DEPENDENCY_DOWN = (OperationalError, InterfaceError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE = "A service the product needs (its database or queue) cannot be reached just now; try again in a minute."
 FAILED = "Something went wrong on our side; the error has been logged. Nothing you sent was lost."
+
+
+def not_found(request, exception=None):
+    """A URL that matches nothing: JSON under /api/ (batch clients parse every answer), the 404 page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
 
 
 def server_error(request):

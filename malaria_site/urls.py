@@ -14,3 +14,4 @@ urlpatterns = [
 
 # A database or Redis outage is 503 with Retry-After, JSON on the API (malaria_site/errors.py).
 handler500 = "malaria_site.errors.server_error"
+handler404 = "malaria_site.errors.not_found"
