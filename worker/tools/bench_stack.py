@@ -23,11 +23,12 @@ class Stack:
     session: requests.Session  # signed in as the bench clinician
     web: subprocess.Popen
     worker: subprocess.Popen | None
+    tokens: list[str]  # ID tokens of the clinician and of the extra members, in that order
 
 
 @contextlib.contextmanager
 def running_stack(
-    *, database: str, redis_db: int, web_workers: int = 2, worker_concurrency: int | None = 2
+    *, database: str, redis_db: int, web_workers: int = 2, worker_concurrency: int | None = 2, extra_members: int = 0
 ) -> Iterator[Stack]:
     from malaria_site.auth_emulator import AuthEmulator, free_port
 
@@ -64,11 +65,11 @@ def running_stack(
     try:
         subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         subprocess.run(["redis-cli", "-n", str(redis_db), "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
-        email = "bench@example.org"
-        emulator.create_account(email)
-        setup = (
-            "from accounts.services import lab_create, membership_set;"
-            f"membership_set(lab=lab_create(name='Bench'), email='{email}', role='clinician')"
+        emails = ["bench@example.org", *(f"bench-{i}@example.org" for i in range(extra_members))]
+        for email in emails:
+            emulator.create_account(email)
+        setup = "from accounts.services import lab_create, membership_set; lab = lab_create(name='Bench');" + "".join(
+            f"membership_set(lab=lab, email='{email}', role='clinician');" for email in emails
         )
         subprocess.run([python, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True)
         gunicorn = ["-m", "gunicorn", "malaria_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(web_workers)]
@@ -79,7 +80,8 @@ def running_stack(
             worker = start("worker", [python, *celery, "-l", "WARNING"])
         base = f"http://127.0.0.1:{port}/api/v1"
         session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {emulator.sign_in(email)}"
+        tokens = [emulator.sign_in(email) for email in emails]
+        session.headers["Authorization"] = f"Bearer {tokens[0]}"
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -90,7 +92,7 @@ def running_stack(
             if time.monotonic() > deadline:
                 raise SystemExit("the web server did not start")
             time.sleep(0.3)
-        yield Stack(base=base, session=session, web=web, worker=worker)
+        yield Stack(base=base, session=session, web=web, worker=worker, tokens=tokens)
     finally:
         for process in processes:
             process.terminate()
