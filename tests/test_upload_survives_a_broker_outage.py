@@ -41,3 +41,32 @@ def test_an_upload_while_the_broker_is_down_is_kept_and_sent_by_the_sweeper(clin
     images.update(created_at=timezone.now() - dt.timedelta(seconds=settings.QUEUED_NEVER_SENT_SECONDS + 1))
     assert sorted(cell_images_sweep_stalled()) == ids
     assert queued_tasks() == [("worker.tasks.classify_cell_images", [ids])]
+
+
+def test_clients_sending_the_same_files_at_once_get_duplicates_not_errors(clinician, sample):
+    """Ten clients upload the same cells to one sample at the same moment: each image is stored once, the
+    others are told "duplicate" (400), and nobody gets a 500 from the unique constraint."""
+    import threading
+
+    from django.db import connections
+
+    purge_queue()
+    files = generated_cells(10)
+    answers: list[int] = []
+    start = threading.Barrier(10)
+
+    def client_uploads():
+        try:
+            api = clinician.client()
+            start.wait()
+            answers.append(upload(api, sample["id"], files).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=client_uploads) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers).count(202) >= 1 and all(code in (202, 400) for code in answers), answers
+    assert CellImage.objects.filter(sample_id=sample["id"]).count() == 10
