@@ -182,9 +182,7 @@ def test_a_photograph_that_crashes_the_detector_is_tried_again_then_fails_with_a
         segmentation.fields_segment(field_ids=[field.pk])
     field.refresh_from_db()
     assert (field.status, field.attempts) == (FieldStatus.FAILED, 3)
-    assert field.error == (
-        "segmentation failed on 3 attempts with an internal error; the error is logged for the team"
-    )
+    assert field.error == ("segmentation failed on 3 attempts with an internal error; the error is logged for the team")
     assert Sample.objects.get(pk=field.sample_id).status == "complete"
     assert segmentation.fields_sweep_stalled(older_than_seconds=0) == [], "nothing left to send"
 
