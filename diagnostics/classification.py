@@ -80,9 +80,14 @@ class ClaimedImage:
 
 def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedImage]]:
     """Claim queued images for one task run; images already claimed or done are skipped (tasks may run twice)."""
-    token = uuid.uuid4()
-    claimed = CellImage.objects.filter(pk__in=list(image_ids), status=CellImageStatus.QUEUED).update(
-        status=CellImageStatus.PROCESSING, claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    token, ids = uuid.uuid4(), list(image_ids)
+    work_queue.take_over(CellImage, ids)
+    claimed = CellImage.objects.filter(pk__in=ids, status=CellImageStatus.QUEUED).update(
+        status=CellImageStatus.PROCESSING,
+        claim_token=token,
+        claimed_at=timezone.now(),
+        claimed_by=work_queue.this_process(),
+        attempts=F("attempts") + 1,
     )
     if not claimed:
         return token, []

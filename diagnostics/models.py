@@ -180,6 +180,9 @@ class QueuedUpload(models.Model):
     error = models.CharField(max_length=300, blank=True)
     claim_token = models.UUIDField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # "host:pid" of the worker process holding the claim: a task redelivered after that process died (a pool
+    # child killed) takes the claim over at once instead of waiting for the sweeper (work_queue.take_over).
+    claimed_by = models.CharField(max_length=100, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

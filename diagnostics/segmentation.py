@@ -91,9 +91,14 @@ class ClaimedField:
 
 def fields_claim(*, field_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedField]]:
     """Claim queued fields for one task run; fields already claimed or done are skipped (tasks may run twice)."""
-    token = uuid.uuid4()
-    claimed = Field.objects.filter(pk__in=list(field_ids), status=FieldStatus.QUEUED).update(
-        status=FieldStatus.PROCESSING, claim_token=token, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    token, ids = uuid.uuid4(), list(field_ids)
+    work_queue.take_over(Field, ids)
+    claimed = Field.objects.filter(pk__in=ids, status=FieldStatus.QUEUED).update(
+        status=FieldStatus.PROCESSING,
+        claim_token=token,
+        claimed_at=timezone.now(),
+        claimed_by=work_queue.this_process(),
+        attempts=F("attempts") + 1,
     )
     if not claimed:
         return token, []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable
 
@@ -28,6 +30,43 @@ MAX_ATTEMPTS = 3
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 logger = logging.getLogger(__name__)
+
+
+def this_process() -> str:
+    """What a claim records of the process that holds it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _gone(claimed_by: str) -> bool:
+    """True only when the holder was a process of this host that no longer runs. Other hosts cannot be asked:
+    their claims wait for the sweeper (PROCESSING_TIMEOUT_SECONDS), as do claims of a process whose pid a new
+    process has taken since (it looks alive)."""
+    host, _, pid = claimed_by.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def take_over(model: type[models.Model], ids: list[int]) -> list[int]:
+    """Put back in the queue the rows of `ids` whose claim is held by a process that is gone, so the claim
+    that follows takes them (a redelivered task after its pool child was killed). Returns those ids."""
+    held = model.objects.filter(pk__in=ids, status=PROCESSING).values_list("id", "claimed_by", "claim_token")
+    orphaned = [(row_id, token) for row_id, holder, token in held if holder and _gone(holder)]
+    taken = []
+    for row_id, token in orphaned:  # conditional on the same claim: two takers cannot both succeed
+        if model.objects.filter(pk=row_id, claim_token=token, status=PROCESSING).update(
+            status=QUEUED, claim_token=None, claimed_at=None
+        ):
+            taken.append(row_id)
+    if taken:
+        logger.warning("took over %d %s rows from a worker process that is gone", len(taken), model.__name__)
+    return taken
 
 
 def claim_release(

@@ -5,6 +5,7 @@ and the sweeper puts back what a dead worker held, fails what keeps failing and 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 
 import pytest
@@ -212,3 +213,27 @@ def test_a_stored_file_that_cannot_be_read_fails_the_cell_without_telling_the_la
     lost.refresh_from_db()
     assert (lost.status, lost.error) == ("failed", "the stored image cannot be read")
     assert lost.file.name in caplog.text, "the path is in the log, for the team"
+
+
+def test_a_redelivered_task_takes_over_a_claim_whose_process_is_gone(queued, stored_sample):
+    """A pool child killed mid-chunk: Celery redelivers its message at once (reject on worker lost), and the new
+    run takes the cells over instead of leaving them to the sweeper's two minutes."""
+    import socket
+    import subprocess
+    import sys
+
+    from diagnostics.classification import cell_images_claim
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = f"{socket.gethostname()}:{ended.stdout.strip()}", f"{socket.gethostname()}:{os.getppid()}"
+    dead_claim, live_claim, other_host = queued
+    for image, holder in ((dead_claim, dead), (live_claim, alive), (other_host, "another-host:1")):
+        CellImage.objects.filter(pk=image.pk).update(
+            status="processing", claim_token=uuid.uuid4(), claimed_at=timezone.now(), claimed_by=holder, attempts=1
+        )
+    token, claimed = cell_images_claim(image_ids=[image.pk for image in queued])
+    assert [image.id for image in claimed] == [dead_claim.pk], "only the claim of a process that is gone"
+    taken = CellImage.objects.get(pk=dead_claim.pk)
+    assert (taken.claim_token, taken.attempts) == (token, 2)
+    assert taken.claimed_by.endswith(f":{os.getpid()}")
+    assert statuses([live_claim, other_host]) == ["processing", "processing"]
