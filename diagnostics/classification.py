@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from diagnostics import services, work_queue
 from diagnostics.models import CellImage, CellImageStatus, Prediction
@@ -80,18 +78,10 @@ class ClaimedImage:
 
 def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedImage]]:
     """Claim queued images for one task run; images already claimed or done are skipped (tasks may run twice)."""
-    token, ids = uuid.uuid4(), list(image_ids)
-    work_queue.take_over(CellImage, ids)
-    claimed = CellImage.objects.filter(pk__in=ids, status=CellImageStatus.QUEUED).update(
-        status=CellImageStatus.PROCESSING,
-        claim_token=token,
-        claimed_at=timezone.now(),
-        claimed_by=work_queue.this_process(),
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
-        return token, []
+    token = work_queue.claim(CellImage, list(image_ids))
     rows = CellImage.objects.filter(claim_token=token).values_list("id", "file", "sample_id", "field_id")
+    if not rows:
+        return token, []
     for sample_id in {row[2] for row in rows}:
         services.sample_refresh(sample_id=sample_id)
     return token, [ClaimedImage(id=row[0], file_name=row[1], from_field=row[3] is not None) for row in rows]

@@ -22,8 +22,6 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 from PIL import Image
 
 from diagnostics import services, work_queue
@@ -91,18 +89,10 @@ class ClaimedField:
 
 def fields_claim(*, field_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedField]]:
     """Claim queued fields for one task run; fields already claimed or done are skipped (tasks may run twice)."""
-    token, ids = uuid.uuid4(), list(field_ids)
-    work_queue.take_over(Field, ids)
-    claimed = Field.objects.filter(pk__in=ids, status=FieldStatus.QUEUED).update(
-        status=FieldStatus.PROCESSING,
-        claim_token=token,
-        claimed_at=timezone.now(),
-        claimed_by=work_queue.this_process(),
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
-        return token, []
+    token = work_queue.claim(Field, list(field_ids))
     rows = list(Field.objects.filter(claim_token=token).values_list("id", "file", "sample_id"))
+    if not rows:
+        return token, []
     for sample_id in {row[2] for row in rows}:
         services.sample_refresh(sample_id=sample_id)
     return token, [ClaimedField(id=row[0], file_name=row[1]) for row in rows]

@@ -170,13 +170,11 @@ def cell_images_receive(
     archive: UploadedFile | None,
 ) -> UploadOutcome:
     """Read an upload's files (bounded), validate each on its own, and store those that pass."""
+    facts = {"sample": sample, "actor": actor, "membership": membership, "audit": audit}
     with _read_and_validate(images, archive, upload_limits()) as outcomes:
         return _uploaded_store(
             model=CellImage,
-            sample=sample,
-            actor=actor,
-            membership=membership,
-            audit=audit,
+            **facts,
             outcomes=outcomes,
             action="sample.upload",
             enqueue=lambda ids: cell_images_enqueue(image_ids=ids),
@@ -213,7 +211,7 @@ def _uploaded_store(
     audit: AuditContext,
     outcomes: Iterable[ValidatedCell | RejectedFile],
     action: str,
-    enqueue: Callable[[list[int]], None],
+    enqueue: Callable[[Sequence[int]], None],
 ) -> UploadOutcome:
     """Store each image that passes as soon as it does (so memory holds one file, not the upload), then
     create the rows in one short transaction, and enqueue them once committed (cells or fields). Nothing is
@@ -292,13 +290,11 @@ def fields_receive(
     archive: UploadedFile | None,
 ) -> UploadOutcome:
     """Read an upload of field photographs (bounded), validate each with their limits, store those that pass."""
+    facts = {"sample": sample, "actor": actor, "membership": membership, "audit": audit}
     with _read_and_validate(fields, archive, FIELD_LIMITS) as outcomes:
         return _uploaded_store(
             model=Field,
-            sample=sample,
-            actor=actor,
-            membership=membership,
-            audit=audit,
+            **facts,
             outcomes=outcomes,
             action="sample.upload_fields",
             enqueue=lambda ids: fields_enqueue(field_ids=ids),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from diagnostics import services
@@ -67,6 +67,21 @@ def take_over(model: type[models.Model], ids: list[int]) -> list[int]:
     if taken:
         logger.warning("took over %d %s rows from a worker process that is gone", len(taken), model.__name__)
     return taken
+
+
+def claim(model: type[models.Model], ids: list[int]) -> uuid.UUID:
+    """Claim the queued rows of `ids` for one task run (a conditional UPDATE: rows claimed or done are skipped,
+    since tasks may run twice), after taking over the rows of a process that is gone. Returns the token."""
+    token = uuid.uuid4()
+    take_over(model, ids)
+    model.objects.filter(pk__in=ids, status=QUEUED).update(
+        status=PROCESSING,
+        claim_token=token,
+        claimed_at=timezone.now(),
+        claimed_by=this_process(),
+        attempts=F("attempts") + 1,
+    )
+    return token
 
 
 def claim_release(

@@ -32,10 +32,9 @@ def server_error(request):
     status, message = (503, UNAVAILABLE) if unavailable else (500, FAILED)
     if request.path.startswith("/api/"):
         response = JsonResponse({"detail": message}, status=status)
-    elif unavailable:
-        response = HttpResponse(render_to_string("503_standalone.html", {"message": message}), status=status)
     else:
-        response = HttpResponse(render_to_string("500.html"), status=status)
+        page = {"title": "Temporarily unavailable", "heading": "Temporarily unavailable", "message": message}
+        response = HttpResponse(render_to_string("500.html", page if unavailable else {}), status=status)
     if unavailable:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
