@@ -6,7 +6,7 @@ DATA ?= ../shared/datasets/nih-malaria-cells
 FIELDS ?= ../shared/datasets/iml-malaria-fields
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install install-dev run manage test test-fast lint format train evaluate evaluate-fields bench-classifier bench-fields bench-e2e bench-uploads bench-load screenshots clean
+.PHONY: install install-dev run manage test test-fast lint format train evaluate evaluate-fields bench-classifier bench-fields bench-e2e bench-uploads bench-load test-faults screenshots clean
 
 # What running needs and no more: no TensorFlow, SciPy, scikit-learn or matplotlib.
 $(VENV)/.installed: pyproject.toml
@@ -100,6 +100,11 @@ bench-e2e: install-dev
 # request and the web process's peak memory (issue 10: each refused in <= 1 s, peak <= 512 MB).
 bench-uploads: install-dev
 	$(PY) -m worker.tools.bench_uploads
+
+# Faults against the running product (issue 10): a pool child killed mid-chunk, two workers, the whole worker
+# killed; cells sent, terminal, duplicated, 5xx and seconds to recover. About 6 minutes; not part of make test.
+test-faults: install-dev
+	$(PY) -m worker.tools.faults --data $(DATA)
 
 # Concurrent batch clients (Locust, headless, 60 s) uploading cells and fields and reading results against
 # gunicorn and a worker: requests/s, p95, 5xx, seconds until every image is classified.

@@ -127,8 +127,17 @@ def sweep_stalled(
     upload's commit and its after-commit enqueue) are sent again. Returns the ids sent."""
     limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
     cutoff = timezone.now() - dt.timedelta(seconds=limit)
+    # Claims of a process of this host that is gone need not wait for the timeout (a worker killed whole:
+    # its messages come back only after the broker's visibility timeout).
+    orphaned = [
+        row_id
+        for row_id, holder in model.objects.filter(status=PROCESSING).values_list("id", "claimed_by")
+        if holder and _gone(holder)
+    ]
     with transaction.atomic():
-        stalled = model.objects.select_for_update(skip_locked=True).filter(status=PROCESSING, claimed_at__lt=cutoff)
+        stalled = model.objects.select_for_update(skip_locked=True).filter(
+            Q(claimed_at__lt=cutoff) | Q(pk__in=orphaned), status=PROCESSING
+        )
         rows = list(stalled.values_list("id", "attempts", "sample_id"))
         retry = [row[0] for row in rows if row[1] < max_attempts]
         give_up = [row[0] for row in rows if row[1] >= max_attempts]

@@ -237,3 +237,28 @@ def test_a_redelivered_task_takes_over_a_claim_whose_process_is_gone(queued, sto
     assert (taken.claim_token, taken.attempts) == (token, 2)
     assert taken.claimed_by.endswith(f":{os.getpid()}")
     assert statuses([live_claim, other_host]) == ["processing", "processing"]
+
+
+def test_the_sweeper_puts_back_at_once_what_a_dead_process_of_this_host_held(
+    queued, stored_sample, django_capture_on_commit_callbacks
+):
+    """The whole worker killed: its messages come back only after the broker's visibility timeout, so the sweep
+    (every 30 s) puts its rows back without waiting PROCESSING_TIMEOUT_SECONDS."""
+    import socket
+    import subprocess
+    import sys
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan, live = queued[0], queued[1]
+    for image, holder in (
+        (orphan, f"{socket.gethostname()}:{ended.stdout.strip()}"),
+        (live, f"{socket.gethostname()}:{os.getppid()}"),
+    ):
+        CellImage.objects.filter(pk=image.pk).update(
+            status="processing", claim_token=uuid.uuid4(), claimed_at=timezone.now(), claimed_by=holder, attempts=1
+        )
+    purge_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        swept = cell_images_sweep_stalled()
+    assert orphan.pk in swept and live.pk not in swept
+    assert statuses([orphan, live]) == ["queued", "processing"]

@@ -4,11 +4,12 @@ gunicorn and (optionally) a Celery worker, all started here and stopped after; o
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,20 @@ class Stack:
     web: subprocess.Popen
     worker: subprocess.Popen | None
     tokens: list[str]  # ID tokens of the clinician and of the extra members, in that order
+    start_worker: Callable[[], subprocess.Popen]  # another worker process, as the first was started
 
 
 @contextlib.contextmanager
 def running_stack(
-    *, database: str, redis_db: int, web_workers: int = 2, worker_concurrency: int | None = 2, extra_members: int = 0
+    *,
+    database: str,
+    redis_db: int,
+    web_workers: int = 2,
+    worker_concurrency: int | None = 2,
+    extra_members: int = 0,
+    sweeper: bool = False,
 ) -> Iterator[Stack]:
+    """sweeper: the first worker also runs the periodic sweep (Celery beat), as the scheduler does in production."""
     from malaria_site.auth_emulator import AuthEmulator, free_port
 
     def psql(command: str, check: bool = True) -> None:
@@ -74,10 +83,15 @@ def running_stack(
         subprocess.run([python, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True)
         gunicorn = ["-m", "gunicorn", "malaria_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(web_workers)]
         web = start("web", [python, *gunicorn, "--timeout", "120"])
-        worker = None
-        if worker_concurrency:
-            celery = ["-m", "celery", "-A", "malaria_site", "worker", "--concurrency", str(worker_concurrency)]
-            worker = start("worker", [python, *celery, "-l", "WARNING"])
+        celery = ["-m", "celery", "-A", "malaria_site", "worker", "--concurrency", str(worker_concurrency or 1)]
+        workers = itertools.count()
+
+        def start_worker(beat: bool = False) -> subprocess.Popen:
+            name = f"worker-{next(workers)}"
+            schedule = ["-B", "--schedule", str(log_dir / f"{name}-beat-schedule")] if beat else []
+            return start(name, [python, *celery, "-n", f"{name}@%h", *schedule, "-l", "WARNING"])
+
+        worker = start_worker(beat=sweeper) if worker_concurrency else None
         base = f"http://127.0.0.1:{port}/api/v1"
         session = requests.Session()
         tokens = [emulator.sign_in(email) for email in emails]
@@ -92,7 +106,7 @@ def running_stack(
             if time.monotonic() > deadline:
                 raise SystemExit("the web server did not start")
             time.sleep(0.3)
-        yield Stack(base=base, session=session, web=web, worker=worker, tokens=tokens)
+        yield Stack(base=base, session=session, web=web, worker=worker, tokens=tokens, start_worker=start_worker)
     finally:
         for process in processes:
             process.terminate()
