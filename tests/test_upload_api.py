@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import zipfile
 
 import pytest
 from PIL import Image
@@ -11,16 +10,9 @@ from PIL import Image
 from accounts.models import AuditEvent
 from diagnostics.models import CellImage
 from tests.cells import cell_png, named
+from worker.tools.upload_corpus import zipped
 
 pytestmark = pytest.mark.django_db
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def post(person, sample_id, **fields):

@@ -20,6 +20,7 @@ from diagnostics.uploads import (
     validate_image,
     validate_upload,
 )
+from worker.tools.upload_corpus import zipped
 
 pytestmark = pytest.mark.pure
 
@@ -52,11 +53,7 @@ def png_declaring(width: int, height: int) -> bytes:
 
 
 def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    return zipped(members, compression)
 
 
 PNG = image_bytes("PNG")

@@ -111,9 +111,10 @@ def classic_zip_bomb(member_bytes: int = 200 * 1024 * 1024) -> bytes:
     return buffer.getvalue()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
+def zipped(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A ZIP archive of these members, written by zipfile (the tests' well-formed archives too)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
@@ -151,13 +152,13 @@ def hostile_uploads() -> list[Hostile]:
         Hostile("central directory bomb", "archive", "cells.zip", central_directory_bomb(), "entries"),
         Hostile("overlapping entries", "archive", "cells.zip", overlapping_entries_bomb(), "overlap"),
         Hostile("classic zip bomb", "archive", "cells.zip", classic_zip_bomb(), "limit"),
-        Hostile("nested archive", "archive", "cells.zip", _zip({"inner.zip": _zip({"a.png": png})}), "nested"),
-        Hostile("path traversal", "archive", "cells.zip", _zip({"../../etc/cell.png": png}), "unsafe path"),
-        Hostile("absolute path", "archive", "cells.zip", _zip({"/tmp/cell.png": png}), "unsafe path"),
+        Hostile("nested archive", "archive", "cells.zip", zipped({"inner.zip": zipped({"a.png": png})}), "nested"),
+        Hostile("path traversal", "archive", "cells.zip", zipped({"../../etc/cell.png": png}), "unsafe path"),
+        Hostile("absolute path", "archive", "cells.zip", zipped({"/tmp/cell.png": png}), "unsafe path"),
         Hostile("not a zip", "archive", "cells.zip", png, "not a ZIP"),
         Hostile("lossless WebP of 16 megapixels", "images", "cell.webp", lossless_webp(), "pixel"),
         Hostile("PNG decompression bomb", "images", "cell.png", png_bomb(), "decompression bomb"),
-        Hostile("PNG with a ZIP appended", "images", "cell.png", png + _zip({"x.txt": b"payload"}), "extra data"),
+        Hostile("PNG with a ZIP appended", "images", "cell.png", png + zipped({"x.txt": b"payload"}), "extra data"),
         Hostile(
             "PNG with a script inside", "images", "cell.png", _png_with_text(b"<script>alert(1)</script>"), "script"
         ),
