@@ -10,6 +10,7 @@ from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -17,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.audit import audit_context
 from accounts.permissions import IsReviewer
-from diagnostics import exports, selectors, services
+from diagnostics import exports, reports, selectors, services
 from diagnostics.models import CellImageStatus, Result, SampleStatus
 from diagnostics.serializers import (
     CellImageSerializer,
@@ -207,6 +208,32 @@ def upload_body(outcome) -> dict:
         "accepted": [{"id": i.pk, "filename": i.original_filename, "status": i.status} for i in outcome.accepted],
         "rejected": [{"filename": r.filename, "error": r.error} for r in outcome.rejected],
     }
+
+
+class BinaryOrJsonError(BaseContentNegotiation):
+    """For a view that answers a file: the file whatever the Accept header says (a client may send
+    `Accept: application/pdf`), and its errors in JSON like every other error of the API."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SampleReportApi(APIView):
+    content_negotiation_class = BinaryOrJsonError
+
+    @extend_schema(
+        operation_id="samples_report_pdf",
+        description="The sample's report as a PDF (patient, result, parasitemia, cells, review), audited as an export.",
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, sample_id: int):
+        sample = selectors.sample_get(request.membership, sample_id)
+        return reports.pdf_response(
+            sample=sample, actor=request.user, membership=request.membership, audit=audit_context(request)
+        )
 
 
 class SampleFieldsApi(GenericAPIView):

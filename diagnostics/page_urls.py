@@ -14,6 +14,7 @@ urlpatterns = [
     path("samples/<int:sample_id>", views.sample_detail, name="sample"),
     path("samples/<int:sample_id>/upload", views.sample_upload, name="sample-upload"),
     path("samples/<int:sample_id>/cells.csv", views.sample_cells_csv, name="sample-cells-csv"),
+    path("samples/<int:sample_id>/report.pdf", views.sample_report_pdf, name="sample-report-pdf"),
     path("samples/<int:sample_id>/review", views.sample_review, name="sample-review"),
     path("images/<int:image_id>", views.cell_detail, name="cell"),
     path("fields/<int:field_id>", views.field_detail, name="field"),

@@ -11,6 +11,9 @@ from functools import lru_cache
 
 from worker.serving.model_card import CARD_NAME, ModelCard, ModelFileError, load_model_card, served_model_dir
 
+# What the product is for, when a card does not say (cards before it recorded one).
+INTENDED_USE = "Screening aid for trained microscopists; not a diagnosis."
+
 
 @dataclass(frozen=True)
 class ServedModel:
@@ -20,6 +23,11 @@ class ServedModel:
     @property
     def version(self) -> str:
         return self.card.version if self.card else "unavailable"
+
+    @property
+    def intended_use(self) -> str:
+        """The card's intended-use statement: one source for the model card page and the sample reports."""
+        return (self.card.data.get("intended_use") if self.card else None) or INTENDED_USE
 
 
 def served_model() -> ServedModel:

@@ -14,6 +14,7 @@ api_v1 = [
     path("samples/<int:sample_id>", api.SampleDetailApi.as_view(), name="sample"),
     path("samples/<int:sample_id>/images", api.SampleImagesApi.as_view(), name="sample-images"),
     path("samples/<int:sample_id>/fields", api.SampleFieldsApi.as_view(), name="sample-fields"),
+    path("samples/<int:sample_id>/report.pdf", api.SampleReportApi.as_view(), name="sample-report"),
     path("fields/<int:field_id>", api.FieldDetailApi.as_view(), name="field"),
     path("fields/<int:field_id>/file", api.FieldFileApi.as_view(), name="field-file"),
     path("fields/<int:field_id>/overlay.png", api.FieldOverlayApi.as_view(), name="field-overlay"),

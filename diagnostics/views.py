@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.access import lab_member_required, require_reviewer
 from accounts.audit import audit_context
 from accounts.models import Role
-from diagnostics import exports, selectors, services
+from diagnostics import exports, reports, selectors, services
 from diagnostics.charts import parasitemia_chart
 from diagnostics.forms import PatientForm, ReviewForm, SampleForm
 from diagnostics.models import FieldStatus, Sample, SampleStatus
@@ -247,6 +247,15 @@ def sample_cells_csv(request, sample_id: int):
         membership=request.membership,
         audit=audit_context(request),
         query=request.GET.dict(),
+    )
+
+
+@lab_member_required
+@require_GET
+def sample_report_pdf(request, sample_id: int):
+    sample = selectors.sample_get(request.membership, sample_id)
+    return reports.pdf_response(
+        sample=sample, actor=request.user, membership=request.membership, audit=audit_context(request)
     )
 
 
