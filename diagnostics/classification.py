@@ -23,13 +23,14 @@ from worker.serving.engine import CellClassification, get_classifier
 logger = logging.getLogger(__name__)
 
 
-def cell_images_classify(*, image_ids: Sequence[int]) -> int:
+def cell_images_classify(*, image_ids: Sequence[int], run: str | None = None) -> int:
     """Classify one chunk of queued images end to end; returns how many outcomes were recorded.
 
-    Images already claimed or done are skipped. On any error the claim is released (a retry or the
+    run: the task's id, kept with the claim so that a retry of the same task takes back what an earlier try
+    could not release. Images already claimed or done are skipped. On any error the claim is released (a retry or the
     sweeper classifies them later) and the error propagates for the task's retry policy.
     """
-    token, claimed = cell_images_claim(image_ids=image_ids)
+    token, claimed = cell_images_claim(image_ids=image_ids, run=run)
     if not claimed:
         return 0  # already done by an earlier delivery of this task
     try:
@@ -76,9 +77,9 @@ class ClaimedImage:
     from_field: bool = False  # a chip the worker cut from a field photograph: the field threshold applies
 
 
-def cell_images_claim(*, image_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedImage]]:
+def cell_images_claim(*, image_ids: Iterable[int], run: str | None = None) -> tuple[uuid.UUID, list[ClaimedImage]]:
     """Claim queued images for one task run; images already claimed or done are skipped (tasks may run twice)."""
-    token = work_queue.claim(CellImage, list(image_ids))
+    token = work_queue.claim(CellImage, list(image_ids), run)
     rows = CellImage.objects.filter(claim_token=token).values_list("id", "file", "sample_id", "field_id")
     if not rows:
         return token, []
@@ -132,7 +133,10 @@ def cell_images_release(*, token: uuid.UUID, error: BaseException | None = None)
 
 
 def cell_images_sweep_stalled(
-    *, older_than_seconds: int | None = None, max_attempts: int = work_queue.MAX_ATTEMPTS
+    *,
+    older_than_seconds: int | None = None,
+    max_attempts: int = work_queue.MAX_ATTEMPTS,
+    broker_emptied: bool = False,
 ) -> list[int]:
     """Images stuck in 'processing' go back to the queue (or fail after max_attempts); lost ones are sent again."""
     return work_queue.sweep_stalled(
@@ -141,4 +145,5 @@ def cell_images_sweep_stalled(
         work="classification",
         older_than_seconds=older_than_seconds,
         max_attempts=max_attempts,
+        broker_emptied=broker_emptied,
     )

@@ -40,13 +40,13 @@ class FieldUnreadable(Exception):
     """The stored photograph cannot be decoded (the reason is the message)."""
 
 
-def fields_segment(*, field_ids: Sequence[int]) -> int:
+def fields_segment(*, field_ids: Sequence[int], run: str | None = None) -> int:
     """Segment queued fields end to end; returns how many were finished (segmented or failed).
 
     Fields already claimed or done are skipped. On an unexpected error the claim is released (a retry or the
     sweeper segments them later) and the error propagates for the task's retry policy.
     """
-    token, claimed = fields_claim(field_ids=field_ids)
+    token, claimed = fields_claim(field_ids=field_ids, run=run)
     done = 0
     try:
         for field in claimed:
@@ -87,9 +87,9 @@ class ClaimedField:
     file_name: str
 
 
-def fields_claim(*, field_ids: Iterable[int]) -> tuple[uuid.UUID, list[ClaimedField]]:
+def fields_claim(*, field_ids: Iterable[int], run: str | None = None) -> tuple[uuid.UUID, list[ClaimedField]]:
     """Claim queued fields for one task run; fields already claimed or done are skipped (tasks may run twice)."""
-    token = work_queue.claim(Field, list(field_ids))
+    token = work_queue.claim(Field, list(field_ids), run)
     rows = list(Field.objects.filter(claim_token=token).values_list("id", "file", "sample_id"))
     if not rows:
         return token, []
@@ -215,7 +215,10 @@ def fields_release(*, token: uuid.UUID, error: BaseException | None = None) -> l
 
 
 def fields_sweep_stalled(
-    *, older_than_seconds: int | None = None, max_attempts: int = work_queue.MAX_ATTEMPTS
+    *,
+    older_than_seconds: int | None = None,
+    max_attempts: int = work_queue.MAX_ATTEMPTS,
+    broker_emptied: bool = False,
 ) -> list[int]:
     """Fields stuck in 'processing' go back to the queue (or fail after max_attempts); lost ones are sent again."""
     return work_queue.sweep_stalled(
@@ -224,6 +227,7 @@ def fields_sweep_stalled(
         work="segmentation",
         older_than_seconds=older_than_seconds,
         max_attempts=max_attempts,
+        broker_emptied=broker_emptied,
     )
 
 

@@ -32,16 +32,21 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 logger = logging.getLogger(__name__)
 
 
-def this_process() -> str:
-    """What a claim records of the process that holds it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def this_process(run: str | None = None) -> str:
+    """What a claim records of who holds it: host:pid, and the task run (its Celery task id) when known."""
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    # claimed_by holds 100 characters: a holder cut short is never taken over by its run (see take_over).
+    return f"{holder}/{run}"[:CLAIMED_BY_LENGTH] if run else holder
+
+
+CLAIMED_BY_LENGTH = 100  # the claimed_by column's length
 
 
 def _gone(claimed_by: str) -> bool:
     """True only when the holder was a process of this host that no longer runs. Other hosts cannot be asked:
     their claims wait for the sweeper (PROCESSING_TIMEOUT_SECONDS), as do claims of a process whose pid a new
     process has taken since (it looks alive)."""
-    host, _, pid = claimed_by.rpartition(":")
+    host, _, pid = claimed_by.partition("/")[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -53,11 +58,22 @@ def _gone(claimed_by: str) -> bool:
     return False
 
 
-def take_over(model: type[models.Model], ids: list[int]) -> list[int]:
-    """Put back in the queue the rows of `ids` whose claim is held by a process that is gone, so the claim
-    that follows takes them (a redelivered task after its pool child was killed). Returns those ids."""
+def _earlier_try(claimed_by: str, run: str | None) -> bool:
+    """True when the claim was made by an earlier try of the same task (same Celery task id): that try ended in
+    an error it could not release its claim after (the database went away mid-task), and a task's tries never
+    run at the same time. Were a message delivered twice at once, taking over stays safe: outcomes are
+    recorded only under the claim token that claimed them, so the earlier holder records nothing."""
+    return bool(run) and claimed_by.partition("/")[2] == run
+
+
+def take_over(model: type[models.Model], ids: list[int], run: str | None = None) -> list[int]:
+    """Put back in the queue the rows of `ids` whose claim is held by a process that is gone, or by an earlier
+    try of this task run, so the claim that follows takes them (a redelivered task after its pool child was
+    killed; a retried task after a database restart). Returns those ids."""
     held = model.objects.filter(pk__in=ids, status=PROCESSING).values_list("id", "claimed_by", "claim_token")
-    orphaned = [(row_id, token) for row_id, holder, token in held if holder and _gone(holder)]
+    orphaned = [
+        (row_id, token) for row_id, holder, token in held if holder and (_gone(holder) or _earlier_try(holder, run))
+    ]
     taken = []
     for row_id, token in orphaned:  # conditional on the same claim: two takers cannot both succeed
         if model.objects.filter(pk=row_id, claim_token=token, status=PROCESSING).update(
@@ -65,20 +81,21 @@ def take_over(model: type[models.Model], ids: list[int]) -> list[int]:
         ):
             taken.append(row_id)
     if taken:
-        logger.warning("took over %d %s rows from a worker process that is gone", len(taken), model.__name__)
+        logger.warning("took over %d %s rows from a worker process or try that is gone", len(taken), model.__name__)
     return taken
 
 
-def claim(model: type[models.Model], ids: list[int]) -> uuid.UUID:
+def claim(model: type[models.Model], ids: list[int], run: str | None = None) -> uuid.UUID:
     """Claim the queued rows of `ids` for one task run (a conditional UPDATE: rows claimed or done are skipped,
-    since tasks may run twice), after taking over the rows of a process that is gone. Returns the token."""
+    since tasks may run twice), after taking over the rows of a process or earlier try that is gone.
+    Returns the token."""
     token = uuid.uuid4()
-    take_over(model, ids)
+    take_over(model, ids, run)
     model.objects.filter(pk__in=ids, status=QUEUED).update(
         status=PROCESSING,
         claim_token=token,
         claimed_at=timezone.now(),
-        claimed_by=this_process(),
+        claimed_by=this_process(run),
         attempts=F("attempts") + 1,
     )
     return token
@@ -114,6 +131,22 @@ def claim_release(
     return retry
 
 
+BROKER_SENTINEL = "malaria-detect:broker-sentinel"
+
+
+def broker_emptied() -> bool:
+    """True when the broker has lost the messages it held (Redis restarted without them, failed over to an
+    empty replica, or was flushed) since this was last asked: a key kept beside the messages is gone with them.
+    The key is set again, so a loss is reported once. A new broker reports one at the first sweep too; what
+    that re-sends is harmless, since a claim takes a row once however many messages name it."""
+    from malaria_site.celery import app
+
+    with app.connection_for_write() as connection:
+        if connection.transport.driver_type != "redis":
+            return False  # the filesystem broker of `make run` keeps its messages on disk
+        return bool(connection.default_channel.client.set(BROKER_SENTINEL, timezone.now().isoformat(), nx=True))
+
+
 def sweep_stalled(
     model: type[models.Model],
     *,
@@ -121,9 +154,11 @@ def sweep_stalled(
     work: str,
     older_than_seconds: int | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    broker_emptied: bool = False,
 ) -> list[int]:
     """Rows stuck in 'processing' (their worker died) go back to the queue, or fail after max_attempts; queued
-    rows whose message was lost (a broker restarted empty) or never sent (the web process died between the
+    rows whose message was lost (the broker restarted empty: at once when broker_emptied says so, else after
+    QUEUED_RESEND_SECONDS) or never sent (the broker was down at upload, or the web process died between the
     upload's commit and its after-commit enqueue) are sent again. Returns the ids sent."""
     limit = older_than_seconds if older_than_seconds is not None else settings.PROCESSING_TIMEOUT_SECONDS
     cutoff = timezone.now() - dt.timedelta(seconds=limit)
@@ -149,11 +184,10 @@ def sweep_stalled(
             services.sample_refresh(sample_id=sample_id)
         resend_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
         never_sent_cutoff = timezone.now() - dt.timedelta(seconds=settings.QUEUED_NEVER_SENT_SECONDS)
-        lost = list(
-            model.objects.filter(status=QUEUED)
-            .filter(Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=never_sent_cutoff))
-            .values_list("id", flat=True)
-        )
+        lost_messages = Q(enqueued_at__lt=resend_cutoff) | Q(enqueued_at__isnull=True, created_at__lt=never_sent_cutoff)
+        if broker_emptied:
+            lost_messages |= Q(enqueued_at__isnull=False)
+        lost = list(model.objects.filter(lost_messages, status=QUEUED).values_list("id", flat=True))
         if retry or lost:
             transaction.on_commit(lambda: enqueue(retry + lost))
     return retry + lost

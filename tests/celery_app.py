@@ -28,8 +28,8 @@ def pause_after_claim_when_asked(**_):
 
     claim = classification.cell_images_claim
 
-    def claim_then_pause(*, image_ids):
-        token, claimed = claim(image_ids=image_ids)
+    def claim_then_pause(*, image_ids, run=None):
+        token, claimed = claim(image_ids=image_ids, run=run)
         if claimed:
             written = Path(f"{marker}.part")
             written.write_text(json.dumps(sorted(image.id for image in claimed)))

@@ -239,6 +239,51 @@ def test_a_redelivered_task_takes_over_a_claim_whose_process_is_gone(queued, sto
     assert statuses([live_claim, other_host]) == ["processing", "processing"]
 
 
+def test_a_retried_task_takes_back_what_its_earlier_try_could_not_release(queued, stored_sample):
+    """PostgreSQL went away mid-task: the try could not release its claim, and its process lives on. The retry
+    (same task id) takes the cells back at once instead of leaving them to the sweeper's two minutes; a claim
+    of another task held by the same live process is left alone."""
+    import socket
+
+    from diagnostics.classification import cell_images_claim
+
+    alive = f"{socket.gethostname()}:{os.getppid()}"
+    earlier_try, other_task = queued[0], queued[1]
+    for image, holder in ((earlier_try, f"{alive}/task-1"), (other_task, f"{alive}/task-2")):
+        CellImage.objects.filter(pk=image.pk).update(
+            status="processing", claim_token=uuid.uuid4(), claimed_at=timezone.now(), claimed_by=holder, attempts=1
+        )
+    token, claimed = cell_images_claim(image_ids=[earlier_try.pk, other_task.pk], run="task-1")
+    assert [image.id for image in claimed] == [earlier_try.pk]
+    assert CellImage.objects.get(pk=earlier_try.pk).claimed_by == f"{socket.gethostname()}:{os.getpid()}/task-1"
+    assert statuses([other_task]) == ["processing"]
+
+
+def test_a_broker_that_lost_its_messages_is_noticed_once_and_its_queued_images_are_sent_again(
+    stored_sample, settings, django_capture_on_commit_callbacks
+):
+    """Redis restarted empty: the key kept beside the messages is gone too, so the next sweep re-sends every
+    image still queued, without waiting QUEUED_RESEND_SECONDS."""
+    import redis
+
+    from diagnostics.work_queue import BROKER_SENTINEL, broker_emptied
+
+    settings.QUEUED_RESEND_SECONDS = 900
+    sent = CellImageFactory(sample=stored_sample, enqueued_at=timezone.now() - dt.timedelta(seconds=60))
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(BROKER_SENTINEL)
+    assert broker_emptied() is True
+    assert broker_emptied() is False, "one loss is reported once"
+    purge_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert cell_images_sweep_stalled() == [], "a broker that kept its messages: nothing is sent twice"
+    broker.delete(BROKER_SENTINEL)  # a restart without persistence: the messages and the key are gone
+    assert broker_emptied() is True
+    with django_capture_on_commit_callbacks(execute=True):
+        assert cell_images_sweep_stalled(broker_emptied=True) == [sent.pk]
+    assert queued_tasks() == [(CLASSIFY, [[sent.pk]])]
+
+
 def test_the_sweeper_puts_back_at_once_what_a_dead_process_of_this_host_held(
     queued, stored_sample, django_capture_on_commit_callbacks
 ):

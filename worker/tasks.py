@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from diagnostics import classification, segmentation
+from diagnostics import classification, segmentation, work_queue
 from diagnostics.work_queue import TRANSIENT_ERRORS
 from worker.serving.engine import get_classifier
 
@@ -22,6 +22,7 @@ def load_model_in_worker_process(**_):
 
 @shared_task(
     name="worker.tasks.classify_cell_images",
+    bind=True,
     acks_late=True,
     autoretry_for=TRANSIENT_ERRORS,
     # 2, 4, 8, ... 60, 60 s without jitter: 5 minutes of retries, longer than a database restart.
@@ -30,12 +31,14 @@ def load_model_in_worker_process(**_):
     retry_jitter=False,
     max_retries=9,
 )
-def classify_cell_images(image_ids: list[int]) -> int:
-    return classification.cell_images_classify(image_ids=image_ids)
+def classify_cell_images(self, image_ids: list[int]) -> int:
+    # The task id stays the same across retries: a retry takes back the claim an earlier try left behind.
+    return classification.cell_images_classify(image_ids=image_ids, run=self.request.id)
 
 
 @shared_task(
     name="worker.tasks.segment_fields",
+    bind=True,
     acks_late=True,
     autoretry_for=TRANSIENT_ERRORS,
     # 2, 4, 8, ... 60, 60 s without jitter: 5 minutes of retries, longer than a database restart.
@@ -44,11 +47,14 @@ def classify_cell_images(image_ids: list[int]) -> int:
     retry_jitter=False,
     max_retries=9,
 )
-def segment_fields(field_ids: list[int]) -> int:
-    return segmentation.fields_segment(field_ids=field_ids)
+def segment_fields(self, field_ids: list[int]) -> int:
+    return segmentation.fields_segment(field_ids=field_ids, run=self.request.id)
 
 
 @shared_task(name="worker.tasks.sweep_stalled_cell_images", acks_late=True)
 def sweep_stalled_cell_images() -> int:
-    # Fields are swept by the same periodic task: one schedule, one sweeper.
-    return len(classification.cell_images_sweep_stalled()) + len(segmentation.fields_sweep_stalled())
+    # Fields are swept by the same periodic task: one schedule, one sweeper. The broker is asked once.
+    emptied = work_queue.broker_emptied()
+    return len(classification.cell_images_sweep_stalled(broker_emptied=emptied)) + len(
+        segmentation.fields_sweep_stalled(broker_emptied=emptied)
+    )
