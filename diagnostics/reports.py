@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ from diagnostics import selectors
 from diagnostics.models import Label, Sample
 from diagnostics.served_model import served_model
 from diagnostics.uploads import FIELD_MAX_PIXELS
+
+# WeasyPrint logs each of its rendering steps at INFO: ten lines per report in the web process's log.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 # Bounds: a report of a sample with thousands of cells stays a few pages and a few hundred kilobytes, and renders
 # in about a second. The reader wants the cells behind the result: the confidently parasitized and the uncertain.
