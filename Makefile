@@ -15,9 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-# Tests, training, evaluation and benchmarks add the `training` and `dev` extras.
-$(VENV)/.installed-dev: $(VENV)/.installed
+# Tests, training, evaluation and benchmarks add the `training` and `dev` extras, and the command-line client
+# (client/, its own package: `malaria-detect` in .venv/bin), which tests/test_client.py runs.
+$(VENV)/.installed-dev: $(VENV)/.installed client/pyproject.toml
 	$(PY) -m pip install --quiet -e ".[training,dev]"
+	$(PY) -m pip install --quiet -e ./client
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -1,0 +1,3 @@
+from malaria_detect_client.cli import main
+
+main()
