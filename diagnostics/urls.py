@@ -2,7 +2,7 @@ from csp.decorators import csp_update
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from diagnostics import api
+from diagnostics import api, api_fhir
 
 api_v1 = [
     path("me", api.MeApi.as_view(), name="me"),
@@ -19,6 +19,7 @@ api_v1 = [
     path("fields/<int:field_id>/file", api.FieldFileApi.as_view(), name="field-file"),
     path("fields/<int:field_id>/overlay.png", api.FieldOverlayApi.as_view(), name="field-overlay"),
     path("samples/<int:sample_id>/reviews", api.SampleReviewsApi.as_view(), name="sample-reviews"),
+    path("samples/<int:sample_id>/fhir", api_fhir.SampleFhirApi.as_view(), name="sample-fhir"),
     path("images/<int:image_id>", api.CellImageDetailApi.as_view(), name="image"),
     path("images/<int:image_id>/file", api.CellImageFileApi.as_view(), name="image-file"),
     path("images/<int:image_id>/heatmap", api.CellImageHeatmapApi.as_view(), name="image-heatmap"),

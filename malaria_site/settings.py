@@ -206,6 +206,15 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# FHIR export (diagnostics/fhir.py, docs/fhir.md): the namespace of this installation's identifier systems
+# (a lab's patients are {FHIR_SYSTEM_BASE}/labs/{id}/patients). Set it to the site's own https address so that
+# identifiers are unique beyond it; the default's .invalid domain (RFC 2606) says it was never set.
+FHIR_SYSTEM_BASE = env_str("FHIR_SYSTEM_BASE", "https://malaria-detect.invalid").rstrip("/")
+if not FHIR_SYSTEM_BASE.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        f"FHIR_SYSTEM_BASE={FHIR_SYSTEM_BASE!r} must be an http(s) address, e.g. https://malaria.example.org"
+    )
+
 # Firebase Authentication. In development and tests the Auth emulator stands in for Google; its tokens
 # are unsigned, so trusting it is an explicit switch that only a debug process of a demo- project may turn
 # on, decided here once at start-up (accounts.firebase refuses the emulator in any other process).
