@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -227,7 +227,12 @@ class SampleReportApi(APIView):
     @extend_schema(
         operation_id="samples_report_pdf",
         description="The sample's report as a PDF (patient, result, parasitemia, cells, review), audited as an export.",
-        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                response=OpenApiTypes.BINARY,
+                description="The report (A4), as an attachment named report-sample-<id>-<patient identifier>.pdf.",
+            )
+        },
     )
     def get(self, request, sample_id: int):
         sample = selectors.sample_get(request.membership, sample_id)

@@ -22,6 +22,7 @@ def test_schema_is_valid_and_warning_free():
         "/api/v1/samples/{sample_id}",
         "/api/v1/samples/{sample_id}/images",
         "/api/v1/samples/{sample_id}/reviews",
+        "/api/v1/samples/{sample_id}/report.pdf",
         "/api/v1/images/{image_id}",
         "/api/v1/images/{image_id}/file",
         "/api/v1/images/{image_id}/heatmap",

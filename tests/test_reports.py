@@ -309,3 +309,16 @@ def test_the_renderer_fetches_nothing_but_data_uris(web_server, tmp_path):
     with pytest.raises(ValueError, match="fetches no URL but data:"):
         data_only_fetcher()(f"{web_server}/direct.png")
     assert Recorder.requests == []
+
+
+def test_the_api_description_says_it_is_a_pdf():
+    import yaml
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("spectacular", stdout=out)
+    operation = yaml.safe_load(out.getvalue())["paths"]["/api/v1/samples/{sample_id}/report.pdf"]["get"]
+    assert operation["responses"]["200"]["content"] == {
+        "application/pdf": {"schema": {"type": "string", "format": "binary"}}
+    }
+    assert operation["responses"]["404"]["content"]["application/json"]
