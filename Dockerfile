@@ -12,6 +12,10 @@ RUN npm run build
 # refuse such archives themselves too (diagnostics/uploads.py).
 FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# PDF reports (WeasyPrint) lay text out with Pango, in a font from the image itself (no web fonts).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 RUN useradd --create-home --uid 1000 malaria
 COPY pyproject.toml README.md ./

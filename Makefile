@@ -41,6 +41,13 @@ COMPOSE := /usr/bin/docker-compose
 $(COMPOSE):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
 
+# PDF reports: WeasyPrint lays them out with Debian's Pango and a font; the tests read them back with poppler's
+# pdftotext and pdftoppm. (`make run` needs none of it to start: only a report asked for needs Pango.)
+PDFTOTEXT := /usr/bin/pdftotext
+$(PDFTOTEXT):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		poppler-utils fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+
 install: $(VENV)/.installed node_modules/.installed static/build/.built
 
 install-dev: install $(VENV)/.installed-dev
@@ -55,7 +62,7 @@ manage: $(VENV)/.installed
 	$(PY) -m malaria_site.run_local manage $(ARGS)
 
 # Against PostgreSQL and Redis on 127.0.0.1 (see tests/settings.py), the Auth emulator and a real worker.
-test: install-dev $(CHROMIUM) $(COMPOSE)
+test: install-dev $(CHROMIUM) $(COMPOSE) $(PDFTOTEXT)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DJANGO_DEBUG=1 DATABASE_URL=sqlite:///:memory: $(PY) manage.py makemigrations --check --dry-run
@@ -117,5 +124,5 @@ clean:
 	rm -rf out .pytest_cache .ruff_cache var/test-media static/build
 
 # A PNG of every page at desktop and phone width, in out/screenshots (needs PostgreSQL and Redis, as tests).
-screenshots: install-dev $(CHROMIUM)
+screenshots: install-dev $(CHROMIUM) $(PDFTOTEXT)
 	SCREENSHOT_DIR=out/screenshots $(PY) -m pytest tests/screenshot_pages.py -q -p no:cacheprovider

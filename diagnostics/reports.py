@@ -14,6 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import default_storage
 from django.http import HttpResponse
 from django.template.loader import render_to_string
@@ -149,7 +150,12 @@ def image_data_uri(name: str, longest_side: int, image_format: str) -> str | Non
 
 def render_pdf(html: str) -> bytes:
     """PDF bytes from a report's HTML. WeasyPrint is imported here: it needs Pango, and only reports need it."""
-    from weasyprint import HTML
+    try:
+        from weasyprint import HTML
+    except OSError as exc:  # cffi could not load Pango: a deployment without the Debian libraries
+        raise ImproperlyConfigured(
+            f"PDF reports need Pango: install Debian's libpango-1.0-0 and libpangoft2-1.0-0 ({exc})"
+        ) from exc
 
     return HTML(string=html, base_url=None, url_fetcher=data_only_fetcher()).write_pdf()
 
