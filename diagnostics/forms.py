@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from diagnostics.models import Decision, Label, Patient, Result, Review, Sample
+from diagnostics.models import WEBHOOK_URL_MAX_LENGTH, Decision, Label, Patient, Result, Review, Sample, Webhook
 
 
 class PageForm(forms.ModelForm):
@@ -69,3 +69,18 @@ class ReviewForm(PageForm):
                 if image_id.isdigit():
                     cells.append((int(image_id), value))
         return cells
+
+
+class WebhookForm(PageForm):
+    # A URL typed without a scheme is taken as https (the model's validator still allows http:// when typed).
+    url = forms.URLField(
+        assume_scheme="https",
+        max_length=WEBHOOK_URL_MAX_LENGTH,
+        label="Receiver URL",
+        help_text="http:// or https://, at a public address. Events are signed with the secret shown once added.",
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ["url", "description"]
+        help_texts = {"description": "Optional: what receives the events (e.g. the lab's information system)."}

@@ -7,11 +7,12 @@ read by the requesting user's lab.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxLengthValidator
+from django.core.validators import MaxLengthValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 
@@ -324,3 +325,70 @@ class CellRelabel(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["review", "image"], name="one_relabel_per_cell_per_review")]
+
+
+# -- webhooks (docs/webhooks.md) ---------------------------------------------------------------------------
+
+WEBHOOK_URL_MAX_LENGTH = 500
+
+
+def webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Webhook(models.Model):
+    """A lab's receiver: events about its samples are POSTed to `url`, signed with `secret` (HMAC-SHA256)."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="webhooks")
+    # The address rules (http(s) only, never a private or local address) are diagnostics.webhook_transport's:
+    # they need DNS, so webhooks.webhook_create checks them, and each delivery checks them again.
+    url = models.URLField(
+        max_length=WEBHOOK_URL_MAX_LENGTH,
+        validators=[URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")],
+    )
+    secret = models.CharField(max_length=100, default=webhook_secret, editable=False)
+    description = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one receiver, written in the transaction of the event itself (an outbox) and sent once
+    committed; its attempts and outcome are what the lab sees."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField(default=uuid.uuid4)
+    event_type = models.CharField(max_length=50)
+    payload = models.JSONField()
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set once the broker took the task: a delivery still unsent after a while is sent again (the outbox relay).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "enqueued_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "event_id"], name="one_delivery_per_event_per_webhook")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} to webhook {self.webhook_id}"

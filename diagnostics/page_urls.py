@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from diagnostics import views
+from diagnostics import views, webhook_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -20,4 +20,6 @@ urlpatterns = [
     path("fields/<int:field_id>", views.field_detail, name="field"),
     path("reviews", views.review_queue, name="review-queue"),
     path("model", views.model_card, name="model-card"),
+    path("webhooks", webhook_views.webhook_list, name="webhooks"),
+    path("webhooks/<int:webhook_id>/delete", webhook_views.webhook_delete, name="webhook-delete"),
 ]

@@ -26,6 +26,8 @@ from diagnostics.models import (
     Review,
     Sample,
     SampleStatus,
+    Webhook,
+    WebhookDelivery,
 )
 
 # What a sample's cell grid can be narrowed to (the model's labels; a reviewer's relabels are shown beside them).
@@ -191,3 +193,22 @@ def _get_or_404(queryset: QuerySet, pk):
         return queryset.get(pk=int(pk))
     except (queryset.model.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404("Not found.") from None
+
+
+# -- webhooks --------------------------------------------------------------------------------------------
+
+
+def webhooks_for(membership: Membership) -> QuerySet[Webhook]:
+    return Webhook.objects.filter(lab=membership.lab).select_related("created_by").order_by("-created_at", "-id")
+
+
+def webhook_get(membership: Membership, webhook_id) -> Webhook:
+    return _get_or_404(webhooks_for(membership), webhook_id)
+
+
+def webhook_deliveries(membership: Membership, *, webhook: Webhook | None = None) -> QuerySet[WebhookDelivery]:
+    """The lab's deliveries, newest first (of one webhook when given)."""
+    deliveries = WebhookDelivery.objects.filter(webhook__lab=membership.lab).select_related("webhook")
+    if webhook is not None:
+        deliveries = deliveries.filter(webhook=webhook)
+    return deliveries.order_by("-created_at", "-id")

@@ -7,7 +7,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from diagnostics import selectors
-from diagnostics.models import FIRST_BIRTH_YEAR, CellImage, Field, Label, Patient, Review, Sample
+from diagnostics.models import (
+    FIRST_BIRTH_YEAR,
+    CellImage,
+    Field,
+    Label,
+    Patient,
+    Review,
+    Sample,
+    Webhook,
+    WebhookDelivery,
+)
 
 
 class LabSerializer(serializers.Serializer):
@@ -218,3 +228,40 @@ class FieldDetailSerializer(FieldSerializer):
 class UploadResultSerializer(serializers.Serializer):
     accepted = serializers.ListField(child=serializers.DictField())
     rejected = serializers.ListField(child=serializers.DictField())
+
+
+class WebhookCreateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Webhook
+        fields = ["url", "description"]
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    # Shown to the lab's reviewers (the only ones who see webhooks): their receiver needs it to check signatures.
+    secret = serializers.CharField(read_only=True, help_text="HMAC-SHA256 key of the signatures (docs/webhooks.md).")
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Webhook
+        fields = ["id", "url", "description", "active", "secret", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "webhook",
+            "event_id",
+            "event_type",
+            "status",
+            "attempts",
+            "last_response_code",
+            "last_error",
+            "created_at",
+            "delivered_at",
+            "next_attempt_at",
+            "payload",
+        ]
+        read_only_fields = fields

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts.audit import AuditContext, audit_record
 from accounts.models import Membership, User
-from diagnostics import selectors
+from diagnostics import selectors, webhooks
 from diagnostics.models import (
     CellImage,
     CellImageStatus,
@@ -347,6 +347,7 @@ def sample_refresh(*, sample_id: int) -> Sample:
     """Recount a sample's cells and recompute its parasitemia and results, under a row lock."""
     with transaction.atomic():
         sample = Sample.objects.select_for_update().get(pk=sample_id)
+        was_complete = sample.status == SampleStatus.COMPLETE
         # Only counted cells count (a cell cut by a field's edge is classified, not counted); a field not yet
         # segmented stands in for its cells as one item, so the sample stays processing until it is done.
         by_status = Counter(
@@ -409,6 +410,9 @@ def sample_refresh(*, sample_id: int) -> Sample:
         latest_review = selectors.latest_review(sample)
         sample.final_result = latest_review.result if latest_review else sample.result
         sample.save()
+        if sample.status == SampleStatus.COMPLETE and not was_complete:
+            # Every cell and field is done: the lab's webhooks hear of it, in this transaction (an outbox).
+            webhooks.sample_event_record(sample=sample, event_type=webhooks.SAMPLE_CLASSIFIED)
     return sample
 
 
@@ -452,7 +456,7 @@ def review_create(
         for relabel in relabels:
             relabel.review = review
         CellRelabel.objects.bulk_create(relabels)
-        sample_refresh(sample_id=sample.pk)
+        refreshed = sample_refresh(sample_id=sample.pk)
         audit_record(
             action="sample.review",
             context=audit,
@@ -461,6 +465,7 @@ def review_create(
             lab=membership.lab,
             detail={"review": review.pk, "decision": decision, "result": result, "cells_relabelled": len(cells)},
         )
+        webhooks.sample_event_record(sample=refreshed, event_type=webhooks.SAMPLE_REVIEWED)
     return review
 
 

@@ -2,7 +2,7 @@ from csp.decorators import csp_update
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from diagnostics import api, api_fhir
+from diagnostics import api, api_fhir, webhook_api
 
 api_v1 = [
     path("me", api.MeApi.as_view(), name="me"),
@@ -24,6 +24,9 @@ api_v1 = [
     path("images/<int:image_id>/file", api.CellImageFileApi.as_view(), name="image-file"),
     path("images/<int:image_id>/heatmap", api.CellImageHeatmapApi.as_view(), name="image-heatmap"),
     path("export/samples.csv", api.SamplesCsvApi.as_view(), name="export-samples-csv"),
+    path("webhooks", webhook_api.WebhookListApi.as_view(), name="webhooks"),
+    path("webhooks/<int:webhook_id>", webhook_api.WebhookDetailApi.as_view(), name="webhook"),
+    path("webhooks/<int:webhook_id>/deliveries", webhook_api.WebhookDeliveriesApi.as_view(), name="webhook-deliveries"),
     path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "docs",

@@ -5,6 +5,7 @@ An empty variable counts as unset (a copied .env.example leaves many blank), so 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 
@@ -60,3 +61,14 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 def env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated list; blanks between commas are dropped."""
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_networks(name: str, default: str = "") -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of IP networks (10.0.0.0/8, 2001:db8::/32, or one address)."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP network ({exc})") from None
+    return networks

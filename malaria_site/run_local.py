@@ -79,6 +79,27 @@ def worker_command(var: Path = VAR) -> list[str]:
     ]
 
 
+def notifier_command() -> list[str]:
+    """A worker for webhook deliveries only (their own queue): a slow receiver never holds up the cells worker."""
+    queue = os.environ.get("WEBHOOK_QUEUE", "").strip() or "notifications"
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "malaria_site",
+        "worker",
+        "-Q",
+        queue,
+        "-n",
+        "notifier@%h",
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "INFO",
+    ]
+
+
 def web_command(port: int = WEB_PORT) -> list[str]:
     return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
 
@@ -127,6 +148,7 @@ def main() -> None:
         print("Demo accounts (lab 'Demo Lab'):", flush=True)
         subprocess.run([python, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
         start("worker", worker_command())
+        start("notifier", notifier_command())
         web = start("web", web_command())
         wait_for(f"http://127.0.0.1:{WEB_PORT}/api/v1/schema", web, "the web server")
         print(

@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from malaria_site.env import env_bool, env_float, env_int, env_list, env_str
+from malaria_site.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MALARIA_VAR_DIR", str(BASE_DIR / "var")))
@@ -203,6 +203,7 @@ SPECTACULAR_SETTINGS = {
         "CellImageStatusEnum": "diagnostics.models.CellImageStatus",
         "FieldStatusEnum": "diagnostics.models.FieldStatus",
         "ResultEnum": "diagnostics.models.Result",
+        "DeliveryStatusEnum": "diagnostics.models.DeliveryStatus",
     },
 }
 
@@ -285,7 +286,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "worker.tasks.sweep_stalled_cell_images",
         "schedule": env_float("SWEEP_INTERVAL_SECONDS", 30.0, minimum=0.1),
     },
+    # Webhook deliveries whose message never reached the broker (the outbox's relay: docs/webhooks.md).
+    "resend-webhook-deliveries": {
+        "task": "worker.tasks.resend_webhook_deliveries",
+        "schedule": env_float("SWEEP_INTERVAL_SECONDS", 30.0, minimum=0.1),
+    },
 }
+
+# Webhooks (docs/webhooks.md): events POSTed to a lab's receivers from a queue of their own, consumed by
+# workers of their own (docker-compose.yml's notifier), so a slow or dead receiver never holds up cells.
+WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", "notifications")
+CELERY_TASK_ROUTES = {"worker.tasks.deliver_webhook": {"queue": WEBHOOK_QUEUE}}
+# Attempts per delivery, and Celery's exponential back-off between them: factor, 2 x factor, ... up to the cap.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BACKOFF_SECONDS = env_int("WEBHOOK_RETRY_BACKOFF_SECONDS", 30, minimum=1)
+WEBHOOK_RETRY_BACKOFF_MAX_SECONDS = env_int("WEBHOOK_RETRY_BACKOFF_MAX_SECONDS", 3600, minimum=1)
+# Connect and read timeouts of one delivery, seconds: a receiver must answer quickly (and queue its own work).
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# Networks a receiver may be on although they are private or local (an operator's own receiver on the lab's
+# network, e.g. 10.20.0.0/24). Empty: only public addresses. Every other address of a host is still checked.
+WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS")
 
 LOGGING = {
     "version": 1,

@@ -18,6 +18,9 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 # A queue of this test session's own: a worker left over from an interrupted run cannot take its tasks.
 QUEUE = f"cells-test-{os.getpid()}"
+# Webhook deliveries go to a queue of their own (settings.WEBHOOK_QUEUE), consumed by a worker of their own.
+NOTIFICATIONS_QUEUE = f"notifications-test-{os.getpid()}"
+DELIVER_TASK = "worker.tasks.deliver_webhook"
 _started: list[CeleryWorker] = []
 
 
@@ -39,12 +42,17 @@ def harness_environment() -> dict[str, str]:
         "TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "PYTHONPATH": str(ROOT),
         "CELERY_QUEUE": QUEUE,
+        "WEBHOOK_QUEUE": NOTIFICATIONS_QUEUE,
     }
 
 
 class CeleryWorker:
-    def __init__(self, *, pause_after_claim: bool = False, **env):
-        """`env` sets the worker's settings; with pause_after_claim, its first claim holds until kill()."""
+    def __init__(self, *, pause_after_claim: bool = False, queue: str | None = None, beat: bool = True, **env):
+        """`env` sets the worker's settings; with pause_after_claim, its first claim holds until kill().
+        `queue`: the one queue it consumes (NOTIFICATIONS_QUEUE for a notifications worker), else QUEUE;
+        `beat`: whether the periodic sweeps run in it (-B)."""
+        self.queue = queue
+        self.beat = beat
         self.folder = tempfile.mkdtemp(prefix="celery-worker-")
         self.log_path = Path(self.folder) / "worker.log"
         self.app = "malaria_site"
@@ -68,9 +76,8 @@ class CeleryWorker:
                 "-A",
                 self.app,
                 "worker",
-                "-B",
-                "--schedule",
-                str(Path(self.folder) / "beat-schedule"),
+                *(["-B", "--schedule", str(Path(self.folder) / "beat-schedule")] if self.beat else []),
+                *(["-Q", self.queue, "-n", f"{self.queue}@%h"] if self.queue else []),
                 "--concurrency",
                 "1",
                 "--without-gossip",
@@ -128,7 +135,7 @@ def purge_queue() -> None:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for key in client.scan_iter("*"):
         name = key.decode()
-        if name in (QUEUE, "celery") or name.startswith("unacked") or name.startswith("_kombu"):
+        if name in (QUEUE, NOTIFICATIONS_QUEUE, "celery") or name.startswith("unacked") or name.startswith("_kombu"):
             client.delete(key)
 
 
@@ -173,6 +180,9 @@ def use_session_queue() -> None:
     from malaria_site.celery import app
 
     app.conf.task_default_queue = QUEUE
+    app.conf.task_routes = {DELIVER_TASK: {"queue": NOTIFICATIONS_QUEUE}}
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)  # a router made before holds the old routes
 
 
 def stop_all() -> None:

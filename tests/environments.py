@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What configures the app (see .env.example): dropped, so that a test states every setting it relies on.
-CONFIGURATION_PREFIXES = ("DJANGO_", "FIREBASE_", "MALARIA_", "TEST_", "CELERY_", "S3_")
+CONFIGURATION_PREFIXES = ("DJANGO_", "FIREBASE_", "MALARIA_", "TEST_", "CELERY_", "S3_", "WEBHOOK_")
 CONFIGURATION_NAMES = ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT")
 
 

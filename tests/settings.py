@@ -12,6 +12,7 @@ the broker have a Redis database each. Worker and web processes started by tests
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from unittest import mock
@@ -67,3 +68,11 @@ STORAGES = {
         else {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}}
     ),
 }
+
+# Webhooks: the tests' receivers listen on 127.0.0.1, which production refuses (docs/webhooks.md, "SSRF");
+# deliveries are retried after 1, 2 s instead of minutes, and a slow receiver times out after 1 s.
+WEBHOOK_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.1/32")]
+WEBHOOK_MAX_ATTEMPTS = 3
+WEBHOOK_RETRY_BACKOFF_SECONDS = 1
+WEBHOOK_RETRY_BACKOFF_MAX_SECONDS = 2
+WEBHOOK_TIMEOUT_SECONDS = 1.0

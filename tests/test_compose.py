@@ -67,11 +67,11 @@ def published(service: dict) -> list[str]:
 
 def test_production_has_no_emulator_no_debug_and_only_the_web_port(production):
     services = production["services"]
-    assert set(services) == {"db", "redis", "web", "worker", "scheduler"}
+    assert set(services) == {"db", "redis", "web", "worker", "notifier", "scheduler"}
     for name, service in services.items():
         environment = service.get("environment", {})
         assert not any("EMULATOR" in key for key in environment), name
-        if name in ("web", "worker", "scheduler"):
+        if name in ("web", "worker", "notifier", "scheduler"):
             assert environment["DJANGO_DEBUG"] == "0"
             assert environment["FIREBASE_CREDENTIALS_FILE"] == "/run/secrets/firebase_credentials"
             assert "redis-secret@redis" in environment["REDIS_URL"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from malaria_site.env import env_bool, env_float, env_int, env_list, env_str
+from malaria_site.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 
 pytestmark = pytest.mark.pure
 
@@ -78,3 +80,17 @@ def test_lists_drop_blanks(monkeypatch):
     assert env_list("DJANGO_ALLOWED_HOSTS") == ["malaria.example.org", "127.0.0.1"]
     monkeypatch.delenv("DJANGO_ALLOWED_HOSTS")
     assert env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1") == ["localhost", "127.0.0.1"]
+
+
+def test_networks(monkeypatch):
+    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", " 10.20.0.0/24, ,2001:db8::/32,192.0.2.7")
+    assert env_networks("WEBHOOK_ALLOWED_NETWORKS") == [
+        ipaddress.ip_network("10.20.0.0/24"),
+        ipaddress.ip_network("2001:db8::/32"),
+        ipaddress.ip_network("192.0.2.7/32"),
+    ]
+    monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "10.20.0.1/24")  # host bits set: a typo, not a network
+    with pytest.raises(ImproperlyConfigured, match="WEBHOOK_ALLOWED_NETWORKS"):
+        env_networks("WEBHOOK_ALLOWED_NETWORKS")
+    monkeypatch.delenv("WEBHOOK_ALLOWED_NETWORKS")
+    assert env_networks("WEBHOOK_ALLOWED_NETWORKS") == []

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_process_init
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 
-from diagnostics import classification, segmentation, work_queue
+from diagnostics import classification, segmentation, webhooks, work_queue
 from diagnostics.work_queue import TRANSIENT_ERRORS
 from worker.serving.engine import get_classifier
 
@@ -58,3 +60,29 @@ def sweep_stalled_cell_images() -> int:
     return len(classification.cell_images_sweep_stalled(broker_emptied=emptied)) + len(
         segmentation.fields_sweep_stalled(broker_emptied=emptied)
     )
+
+
+@shared_task(
+    bind=True,
+    name="worker.tasks.deliver_webhook",
+    acks_late=True,
+    # Routed to WEBHOOK_QUEUE (CELERY_TASK_ROUTES), which only notification workers consume: a receiver that
+    # is slow or down holds up other deliveries at most, never cells or fields.
+    autoretry_for=(webhooks.DeliveryFailed, *TRANSIENT_ERRORS),
+    retry_backoff=settings.WEBHOOK_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=settings.WEBHOOK_RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=False,  # the next attempt's time, shown to the lab, is then the one Celery keeps
+    max_retries=settings.WEBHOOK_MAX_ATTEMPTS - 1,
+)
+def deliver_webhook(self, delivery_id: int) -> str:
+    retry_in = None
+    if self.request.retries < self.max_retries:
+        retry_in = get_exponential_backoff_interval(
+            factor=self.retry_backoff, retries=self.request.retries, maximum=self.retry_backoff_max, full_jitter=False
+        )
+    return webhooks.delivery_send(delivery_id=delivery_id, retry_in=retry_in)
+
+
+@shared_task(name="worker.tasks.resend_webhook_deliveries", acks_late=True)
+def resend_webhook_deliveries() -> int:
+    return len(webhooks.deliveries_resend_unsent())
