@@ -37,21 +37,31 @@ def running_stack(
     worker_concurrency: int | None = 2,
     extra_members: int = 0,
     sweeper: bool = False,
+    postgres_port: int = 5432,
+    redis_port: int = 6379,
+    production_errors: bool = False,
 ) -> Iterator[Stack]:
-    """sweeper: the first worker also runs the periodic sweep (Celery beat), as the scheduler does in production."""
+    """sweeper: the first worker also runs the periodic sweep (Celery beat), as the scheduler does in production.
+    postgres_port, redis_port: servers of the caller's own (the fault suite stops and kills them).
+    production_errors: debug off, so failures answer as in production (JSON 503 with Retry-After, not Django's
+    debug page); the processes then load tests/settings.py, the one module that trusts the Auth emulator with
+    debug off, pointed at the same services."""
     from malaria_site.auth_emulator import AuthEmulator, free_port
 
     def psql(command: str, check: bool = True) -> None:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", command], check=check)
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(postgres_port), "-U", "postgres", "-qc", command], check=check
+        )
 
     psql(f"DROP DATABASE IF EXISTS {database}")
     psql(f"CREATE DATABASE {database}")
     emulator = AuthEmulator()
     var = Path(os.environ.get("MALARIA_VAR_DIR", ROOT / "var"))
+    database_url = f"postgres://postgres@127.0.0.1:{postgres_port}/{database}"
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
-        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",  # never 14 or 15: the tests' broker and cache
+        "DATABASE_URL": database_url,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/{redis_db}",  # never 14 or 15: the tests' broker and cache
         "MEDIA_ROOT": str(var / f"{database}-media"),
         # Development mode is the only one that trusts the Auth emulator (see FIREBASE_AUTH_EMULATOR_TRUSTED).
         "DJANGO_DEBUG": "1",
@@ -60,6 +70,14 @@ def running_stack(
         "FIREBASE_AUTH_EMULATOR_HOST": emulator.host,
         "PYTHONPATH": str(ROOT),
     }
+    if production_errors:
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "TEST_DATABASE_URL": database_url,
+            "TEST_REDIS_CACHE_URL": f"redis://127.0.0.1:{redis_port}/{redis_db + 1}",
+            "TEST_REDIS_BROKER_URL": env["REDIS_URL"],
+            "TEST_MEDIA_ROOT": env["MEDIA_ROOT"],
+        }
     port = free_port()
     processes: list[subprocess.Popen] = []
     log_dir = var / "bench-logs"
@@ -73,7 +91,9 @@ def running_stack(
     python = sys.executable
     try:
         subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        subprocess.run(["redis-cli", "-n", str(redis_db), "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
+        for db in (redis_db, redis_db + 1) if production_errors else (redis_db,):
+            flush = ["redis-cli", "-p", str(redis_port), "-n", str(db), "FLUSHDB"]
+            subprocess.run(flush, check=True, stdout=subprocess.DEVNULL)
         emails = ["bench@example.org", *(f"bench-{i}@example.org" for i in range(extra_members))]
         for email in emails:
             emulator.create_account(email)
