@@ -35,7 +35,7 @@ logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 # in about a second. The reader wants the cells behind the result: the confidently parasitized and the uncertain.
 MOSAIC_MAX_PARASITIZED = 30
 MOSAIC_MAX_UNCERTAIN = 30
-CHIP_PX = 128  # a stored chip is about 100 px; printed 20 mm wide
+CHIP_PX = 128  # a stored chip is about 100 px; printed 17 mm wide
 FIELDS_MAX = 6
 FIELD_THUMB_PX = 640  # longest side; printed about 85 mm wide
 # A stored image was checked at upload; this guards the report against a file changed in storage since.
@@ -91,7 +91,11 @@ def report_context(*, membership: Membership, sample: Sample, actor: User) -> di
         # A review that stands is one not made stale by images added after it (selectors.latest_review).
         "stale_reviews": [review for review in reviews if review.stale_at is not None] if latest is None else [],
         "mosaics": [
-            mosaic("Parasitized", parasitized.order_by("-prediction__probability", "id"), MOSAIC_MAX_PARASITIZED),
+            mosaic(
+                "Confidently parasitized",
+                parasitized.order_by("-prediction__probability", "id"),
+                MOSAIC_MAX_PARASITIZED,
+            ),
             mosaic("Uncertain", uncertain.order_by("-prediction__probability", "id"), MOSAIC_MAX_UNCERTAIN),
         ],
         "fields": [field_thumb(field) for field in fields[:FIELDS_MAX]],

@@ -1,11 +1,15 @@
 """`make screenshots`: a PNG of every page, at desktop and phone width, for review (not part of `make test`).
 
 pytest tests/screenshot_pages.py   (SCREENSHOT_DIR, default out/screenshots)
+
+Also the first page of a sample's PDF report, at 60 dpi, in REPORT_IMAGE (default docs/images/report.png, which
+the README shows).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from tests.test_browser import browser, sign_in  # noqa: F401 (the browser fixtu
 pytestmark = pytest.mark.django_db(transaction=True)
 OUT = Path(os.environ.get("SCREENSHOT_DIR", "out/screenshots"))
 WIDTHS = {"desktop": (1280, 900), "phone": (375, 800)}
+REPORT_IMAGE = Path(os.environ.get("REPORT_IMAGE", "docs/images/report.png"))
 
 
 def shoot(browser, base, email, pages: dict[str, str]):  # noqa: F811
@@ -29,6 +34,37 @@ def shoot(browser, base, email, pages: dict[str, str]):  # noqa: F811
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(OUT / f"{name}-{device}.png"), full_page=True)
         context.close()
+
+
+def report_picture(lab, clinician, reviewer):
+    """The first page of a reviewed sample's PDF report, as the sample page's "PDF report" button downloads it:
+    500 red cells, 12 parasitized and 4 uncertain, shown as real NIH cells when the shared set is here."""
+    from diagnostics.models import CellImageStatus, Label, Patient
+    from diagnostics.services import sample_refresh
+    from tests.cells import SHARED_CELLS, as_png, cell_png
+    from tests.factories import CellImageFactory, PredictionFactory, ReviewFactory, new_sample
+    from tests.page_sessions import page_client
+
+    patient = Patient.objects.create(lab=lab, identifier="MRN-0042", name="A. Example", sex="female", birth_year=1990)
+    sample = new_sample(patient.pk, created_by=clinician.user)
+    shared = {label: sorted((SHARED_CELLS / label).glob("*.*"))[:16] for label in ("Parasitized", "Uninfected")}
+    calls = [(Label.PARASITIZED, 0.99 - n * 0.01, False) for n in range(12)]
+    calls += [(Label.PARASITIZED, 0.62, True), (Label.UNINFECTED, 0.41, True), (Label.UNINFECTED, 0.3, True)]
+    calls += [(Label.UNINFECTED, 0.2, True)] + [(Label.UNINFECTED, 0.02, False)] * 484
+    for number, (label, probability, uncertain) in enumerate(calls):
+        folder = shared["Parasitized" if number < 14 else "Uninfected"]
+        png = as_png(folder[number % len(folder)]) if number < 16 and folder else cell_png()
+        image = CellImageFactory(sample=sample, png=png, status=CellImageStatus.CLASSIFIED)
+        PredictionFactory(image=image, label=label, probability=probability, uncertain=uncertain)
+    ReviewFactory(sample=sample, reviewer=reviewer.user, result="positive", comment="Ring forms seen; agree.")
+    sample_refresh(sample_id=sample.pk)  # counts, results and the final result (the review's)
+    response = page_client(clinician).get(f"/samples/{sample.pk}/report.pdf")
+    assert response.status_code == 200, response.status_code
+    pdf = OUT / "report.pdf"
+    pdf.write_bytes(response.content)
+    REPORT_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+    first_page = ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile"]
+    subprocess.run([*first_page, str(pdf), str(REPORT_IMAGE.with_suffix(""))], check=True)
 
 
 def segmented_field(sample_id: int):
@@ -67,7 +103,7 @@ def segmented_field(sample_id: int):
 
 
 def test_screenshots(browser, live_server, clinician, reviewer, pending_user, patient, sample):  # noqa: F811
-    from diagnostics.models import CellImage
+    from diagnostics.models import CellImage, Patient
 
     OUT.mkdir(parents=True, exist_ok=True)
     add_cells(sample["id"], ["parasitized"] * 6 + ["uninfected"] * 20)
@@ -99,4 +135,5 @@ def test_screenshots(browser, live_server, clinician, reviewer, pending_user, pa
     )
     shoot(browser, base, reviewer.email, {"review-queue": "/reviews", "review": f"/samples/{sid}/review"})
     shoot(browser, base, pending_user.email, {"access-pending": "/"})
+    report_picture(Patient.objects.get(pk=pid).lab, clinician, reviewer)
     assert len(list(OUT.glob("*.png"))) >= 2 * 18

@@ -128,7 +128,7 @@ def test_the_report_says_what_the_lab_needs_and_is_preliminary_before_review(
         "Parasitized 3",
         "Uncertain 2",
         "Not yet reviewed: preliminary",
-        "Parasitized (showing 3 of 3)",
+        "Confidently parasitized (showing 3 of 3)",
         "Uncertain (showing 2 of 2)",
         "Field photographs (showing 1 of 1)",
         "smear-01.png: 2 red cells counted, 1 parasitized, 0 uncertain",
@@ -174,7 +174,7 @@ def test_the_mosaic_is_bounded_and_says_so(clinician, full_patient):
     add_cells(sample.pk, ["parasitized"] * (MOSAIC_MAX_PARASITIZED + 5) + ["uninfected"] * 500)
     text = pdf_text(report(clinician, sample.pk).content)
     shown = f"showing {MOSAIC_MAX_PARASITIZED} of {MOSAIC_MAX_PARASITIZED + 5}, the most probable first"
-    assert f"Parasitized ({shown})" in text
+    assert f"Confidently parasitized ({shown})" in text
     assert "Uncertain (none)" in text
 
 
