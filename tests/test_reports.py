@@ -322,3 +322,14 @@ def test_the_api_description_says_it_is_a_pdf():
         "application/pdf": {"schema": {"type": "string", "format": "binary"}}
     }
     assert operation["responses"]["404"]["content"]["application/json"]
+
+
+def test_a_stored_image_that_cannot_be_read_is_said_so_not_a_failed_report(clinician, classified_sample):
+    from django.core.files.storage import default_storage
+
+    chip = classified_sample.images.filter(prediction__label=Label.PARASITIZED).order_by("id").first()
+    default_storage.delete(chip.file.name)
+    response = report(clinician, classified_sample.pk)
+    assert response.status_code == 200
+    text = pdf_text(response.content)
+    assert "unreadable" in text and "Confidently parasitized (showing 3 of 3)" in text
