@@ -31,6 +31,7 @@ ENDPOINTS = {
     "sample-images-list": ("get", "/api/v1/samples/{sample}/images"),
     "sample-images-upload": ("post", "/api/v1/samples/{sample}/images"),
     "sample-reviews-create": ("post", "/api/v1/samples/{sample}/reviews"),
+    "sample-report": ("get", "/api/v1/samples/{sample}/report.pdf"),
     "sample-fields-list": ("get", "/api/v1/samples/{sample}/fields"),
     "sample-fields-upload": ("post", "/api/v1/samples/{sample}/fields"),
     "field-get": ("get", "/api/v1/fields/{field}"),
@@ -52,6 +53,7 @@ LAB_A_OBJECT_ENDPOINTS = [
     "sample-images-list",
     "sample-images-upload",
     "sample-reviews-create",
+    "sample-report",
     "sample-fields-list",
     "sample-fields-upload",
     "field-get",
@@ -170,6 +172,11 @@ def assert_lab_a_member_sees(endpoint: str, response, objects, lab_a):
     elif endpoint == "sample-get":
         assert response.json()["id"] == objects.sample["id"]
         assert response.json()["counts"]["classified"] == 1
+    elif endpoint == "sample-report":
+        from tests.test_reports import pdf_text
+
+        assert response["Content-Type"] == "application/pdf"
+        assert f"Identifier {objects.patient['identifier']}" in pdf_text(content(response))
     elif endpoint == "sample-images-list":
         assert result_ids(response) == [objects.image.pk]
     elif endpoint == "sample-images-upload":
@@ -212,6 +219,7 @@ MEMBER_STATUS = {
     "samples-list": 200,
     "samples-create": 201,
     "sample-get": 200,
+    "sample-report": 200,
     "sample-images-list": 200,
     "sample-images-upload": 400,
     "sample-fields-list": 200,
