@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from accounts.audit import AuditContext, audit_record
 from accounts.models import Membership, User
@@ -160,6 +160,10 @@ def render_pdf(html: str) -> bytes:
         raise ImproperlyConfigured(
             f"PDF reports need Pango: install Debian's libpango-1.0-0 and libpangoft2-1.0-0 ({exc})"
         ) from exc
+    finally:
+        # WeasyPrint's import sets Pillow's process-wide LOAD_TRUNCATED_IMAGES; uploads in this same web process
+        # must keep refusing truncated files (diagnostics.uploads). The report's own images are whole.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
 
     return HTML(string=html, base_url=None, url_fetcher=data_only_fetcher()).write_pdf()
 

@@ -333,3 +333,18 @@ def test_a_stored_image_that_cannot_be_read_is_said_so_not_a_failed_report(clini
     assert response.status_code == 200
     text = pdf_text(response.content)
     assert "unreadable" in text and "Confidently parasitized (showing 3 of 3)" in text
+
+
+def test_uploads_still_refuse_truncated_images_after_a_report(clinician, classified_sample):
+    """WeasyPrint's import loosens a Pillow setting for the whole process; the web process's uploads must not be."""
+    from PIL import ImageFile
+
+    from tests.cells import cell_png, upload
+
+    assert report(clinician, classified_sample.pk).status_code == 200
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    whole, cut = cell_png(), cell_png()[:-200]
+    response = upload(clinician.client(), classified_sample.pk, [("whole.png", whole), ("cut.png", cut)])
+    assert response.status_code == 202, response.content
+    assert [row["filename"] for row in response.json()["accepted"]] == ["whole.png"]
+    assert [row["filename"] for row in response.json()["rejected"]] == ["cut.png"]
