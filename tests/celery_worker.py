@@ -179,8 +179,12 @@ def use_session_queue() -> None:
     """Send this process's tasks to the session's queue (see QUEUE)."""
     from malaria_site.celery import app
 
-    app.conf.task_default_queue = QUEUE
-    app.conf.task_routes = {DELIVER_TASK: {"queue": NOTIFICATIONS_QUEUE}}
+    routes = {DELIVER_TASK: {"queue": NOTIFICATIONS_QUEUE}}
+    # Both spellings: the app reads Django's settings under the CELERY_ namespace, and Celery 5.6 reads the
+    # prefixed key first (a change to the plain name alone is not seen).
+    app.conf.update(
+        task_default_queue=QUEUE, CELERY_TASK_DEFAULT_QUEUE=QUEUE, task_routes=routes, CELERY_TASK_ROUTES=routes
+    )
     app.amqp.flush_routes()
     app.amqp.__dict__.pop("router", None)  # a router made before holds the old routes
 
