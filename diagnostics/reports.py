@@ -109,7 +109,6 @@ def report_context(*, membership: Membership, sample: Sample, actor: User) -> di
 
 
 def mosaic(title: str, images, limit: int) -> Mosaic:
-    chosen = list(images[:limit])
     chips = [
         Chip(
             uri=image_data_uri(image.file.name, CHIP_PX, "PNG"),
@@ -118,9 +117,9 @@ def mosaic(title: str, images, limit: int) -> Mosaic:
             uncertain=image.prediction.uncertain,
             reviewed_label=image.reviewed_label,
         )
-        for image in chosen
+        for image in images[:limit]
     ]
-    return Mosaic(title=title, chips=chips, total=len(chips) if len(chips) < limit else images.count())
+    return Mosaic(title=title, chips=chips, total=images.count())
 
 
 def field_thumb(field) -> FieldThumb:
