@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import IO
+from urllib.parse import urlsplit
 
 import requests
 
@@ -154,4 +155,7 @@ class Api:
             yield from body["results"]
             if not body.get("next"):
                 return
-            body = self.get_json(body["next"])
+            # Only the path and query of `next` are followed: the server builds it from the Host it was asked
+            # for, which behind a proxy may be plain http, and the token must go nowhere but --server.
+            link, server = urlsplit(body["next"]), urlsplit(self.server)
+            body = self.get_json(f"{server.scheme}://{server.netloc}{link.path}?{link.query}")

@@ -192,7 +192,8 @@ def submit(args) -> int:
     archives = sum(upload.is_archive for upload in inputs.uploads)
     what = "field photograph(s)" if kind == "fields" else "cell image(s)"
     say(f"Sample {sample['id']} of patient {patient['identifier']}: {sample_url}")
-    say(f"Uploading {len(inputs.uploads) - archives} {what} and {archives} ZIP archive(s) of them.")
+    zipped = f" and {archives} ZIP archive(s) of them" if archives else ""
+    say(f"Uploading {len(inputs.uploads) - archives} {what}{zipped}.")
     accepted, rejected = upload_all(api, sample["id"], inputs, kind, quiet=args.quiet)
     if not accepted:
         raise RefusedError(
