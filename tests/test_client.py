@@ -131,6 +131,14 @@ def test_a_wrong_password_exits_with_the_auth_status_and_keeps_nothing(client_fo
     assert not client.credentials.exists()
 
 
+def test_a_person_in_no_lab_is_told_at_login_and_nothing_is_kept(client_for, pending_user):
+    client = client_for()
+    done = client.run("login", "--email", pending_user.email, password=PASSWORD)
+    assert done.returncode == EXIT_AUTH, done.stderr
+    assert "The server refused access (HTTP 403)" in done.stderr
+    assert not client.credentials.exists()
+
+
 def test_a_development_server_needs_the_emulator_to_be_asked_for(client_for, clinician, auth_emulator):
     client = client_for()
     env = {key: value for key, value in client.env.items() if key != "FIREBASE_AUTH_EMULATOR_HOST"}
