@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -174,6 +175,20 @@ def test_a_bad_file_exits_non_zero_with_the_servers_message(client_for, clinicia
     assert done.returncode == EXIT_REFUSED, done.stderr
     assert f"Rejected smear.jpg: {reason}" in done.stderr
     assert "Nothing was accepted" in done.stderr
+
+
+def test_a_request_over_the_servers_limit_is_refused_naming_the_sample(client_for, clinician, settings):
+    settings.UPLOAD_MAX_REQUEST_BYTES = 4096
+    client = client_for()
+    client.login(clinician)
+    create_patient(clinician, "MRN-BIG")
+    photograph = client.home / "field.png"
+    photograph.write_bytes(os.urandom(8192))  # the size is what counts: refused before it is read
+
+    done = client.run("submit", "--patient", "MRN-BIG", "--kind", "fields", str(photograph))
+    assert done.returncode == EXIT_REFUSED, done.stderr
+    assert "(HTTP 413): The upload is over the" in done.stderr
+    assert re.search(r"Sample \d+ holds what was accepted before this: http://\S+/samples/\d+", done.stderr)
 
 
 @needs_cells

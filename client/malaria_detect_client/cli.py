@@ -194,7 +194,12 @@ def submit(args) -> int:
     say(f"Sample {sample['id']} of patient {patient['identifier']}: {sample_url}")
     zipped = f" and {archives} ZIP archive(s) of them" if archives else ""
     say(f"Uploading {len(inputs.uploads) - archives} {what}{zipped}.")
-    accepted, rejected = upload_all(api, sample["id"], inputs, kind, quiet=args.quiet)
+    try:
+        accepted, rejected = upload_all(api, sample["id"], inputs, kind, quiet=args.quiet)
+    except ClientError as exc:
+        # The sample exists by now: say where, so the rest can be added on its page rather than a new sample made.
+        exc.message += f" Sample {sample['id']} holds what was accepted before this: {sample_url}"
+        raise
     if not accepted:
         raise RefusedError(
             f"Nothing was accepted: {len(rejected)} file(s) rejected (reasons above). Sample {sample['id']} has no "
