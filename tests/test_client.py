@@ -2,8 +2,8 @@
 subprocess against the product served over HTTP (pytest-django's live server on the test database), signing
 in with the Firebase Auth emulator, with a real Celery worker segmenting and classifying with the real model.
 
-Real pictures come from ../shared/datasets (IML field photographs, NIH cells); those tests are skipped, saying
-why, where the folder is absent.
+Real pictures come from ../shared/datasets (IML field photographs, NIH cells; tests/cells.py): those tests skip,
+saying why, where the folder is absent (and fail in CI).
 """
 
 from __future__ import annotations
@@ -21,19 +21,13 @@ from pathlib import Path
 import pytest
 
 from tests.celery_worker import CeleryWorker, purge_queue
+from tests.cells import shared_cells_or_skip, shared_fields_or_skip
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIENT = Path(sys.executable).parent / "malaria-detect"
-DATASETS = ROOT.parent / "shared" / "datasets"
-FIELDS = DATASETS / "iml-malaria-fields" / "fields"
-CELLS = DATASETS / "nih-malaria-cells"
 PASSWORD = "correct-horse-battery"  # the cast's accounts in the Auth emulator (tests/conftest.py)
 EXIT_AUTH, EXIT_REFUSED = 3, 4
-
-needs_fields = pytest.mark.skipif(not FIELDS.is_dir(), reason=f"the IML field photographs are not at {FIELDS}")
-needs_cells = pytest.mark.skipif(not CELLS.is_dir(), reason=f"the NIH cells are not at {CELLS}")
 
 
 class Client:
@@ -191,15 +185,16 @@ def test_a_request_over_the_servers_limit_is_refused_naming_the_sample(client_fo
     assert re.search(r"Sample \d+ holds what was accepted before this: http://\S+/samples/\d+", done.stderr)
 
 
-@needs_cells
 def test_submit_a_zip_of_cells_waits_out_the_upload_throttle(client_for, clinician, worker, monkeypatch):
     from diagnostics.throttles import UploadThrottle
 
+    cells_folder = shared_cells_or_skip()
     # One upload a second: the client's second request (the ZIP after the loose cells) is answered 429.
     monkeypatch.setattr(UploadThrottle, "THROTTLE_RATES", {"uploads": "1/s"})
     client = client_for()
     client.login(clinician)
-    cells = sorted((CELLS / "Parasitized").iterdir())[:6] + sorted((CELLS / "Uninfected").iterdir())[:6]
+    cells = [sorted((cells_folder / label).iterdir())[:6] for label in ("Parasitized", "Uninfected")]
+    cells = cells[0] + cells[1]
     loose = client.home / "loose"
     loose.mkdir()
     for path in cells[:4]:
@@ -230,15 +225,15 @@ def test_another_labs_sample_does_not_exist_for_the_client(client_for, clinician
     assert "(HTTP 404): Not found." in done.stderr
 
 
-@needs_fields
 def test_submit_a_folder_of_field_photographs_prints_the_result(client_for, clinician, worker):
+    fields = shared_fields_or_skip() / "fields"
     client = client_for()
     client.login(clinician)
     patient = create_patient(clinician, "MRN-1")
     folder = client.home / "smear"
     folder.mkdir()
-    for name in sorted(path.name for path in FIELDS.iterdir())[:2]:
-        shutil.copy(FIELDS / name, folder / name)
+    for path in sorted(fields.iterdir())[:2]:
+        shutil.copy(path, folder / path.name)
     (folder / "notes.txt").write_text("left out: not a picture")
 
     done = client.run("submit", "--patient", "MRN-1", "--collected", "2026-11-28", str(folder))
