@@ -273,9 +273,13 @@ def main(argv: list[str] | None = None) -> int:
             note(session.get(f"{base}/samples/{sample}", timeout=30))
         recover(f"PostgreSQL stopped {POSTGRES_OUTAGE_S} s with tasks waiting", sample, fault_ended)
 
-        sample = send("FAULT-REDIS", batches[4])
-        wait_until_processing(sample)
         pause(stack.worker, True)
+        sample = send("FAULT-REDIS", batches[4])  # every message waits in Redis
+        pause(stack.worker, False)
+        deadline = time.monotonic() + 60
+        while not claim_holders(sample) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pause(stack.worker, True)  # a chunk in hand, the rest of the messages still in Redis
         redis.kill()
         time.sleep(REDIS_OUTAGE_S)
         redis.start()
