@@ -110,8 +110,10 @@ bench-e2e: install-dev
 bench-uploads: install-dev
 	$(PY) -m worker.tools.bench_uploads
 
-# Faults against the running product (issue 10): a pool child killed mid-chunk, two workers, the whole worker
-# killed; cells sent, terminal, duplicated, 5xx and seconds to recover. About 6 minutes; not part of make test.
+# Faults against the running product (issue 10), on a PostgreSQL and a Redis of its own: a pool child killed
+# mid-chunk, two workers, the whole worker killed, PostgreSQL stopped 20 s, Redis killed with its messages,
+# uploads while Redis is down, duplicate uploads at once; cells sent, terminal, duplicated, unexpected 5xx and
+# seconds to recover. About 6 minutes; not part of make test.
 test-faults: install-dev
 	$(PY) -m worker.tools.faults --data $(DATA)
 
