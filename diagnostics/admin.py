@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from diagnostics.models import CellImage, CellRelabel, Field, Patient, Prediction, Review, Sample
+from diagnostics.models import (
+    CellImage,
+    CellRelabel,
+    Field,
+    Patient,
+    Prediction,
+    Review,
+    Sample,
+    Webhook,
+    WebhookDelivery,
+)
 
 
 @admin.register(Patient)
@@ -95,3 +105,29 @@ class ReviewAdmin(admin.ModelAdmin):
     list_filter = ["decision", "result", "sample__lab"]
     search_fields = ["sample__id", "reviewer__email", "comment"]
     inlines = [CellRelabelInline]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Site administrators may pause a lab's receiver (active); the lab's reviewers add and remove them.
+    The URL is read-only here: it is checked against SSRF only by diagnostics.webhooks.webhook_create."""
+
+    list_display = ["url", "lab", "active", "created_by", "created_at"]
+    list_filter = ["lab", "active"]
+    fields = ["lab", "url", "description", "active", "created_by", "created_at"]
+    readonly_fields = ["lab", "url", "created_by", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "webhook", "event_type", "status", "attempts", "last_response_code", "created_at"]
+    list_filter = ["status", "event_type", "webhook__lab"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -166,13 +166,15 @@ def broker_unreachable():
         app.amqp._producer_pool = None  # noqa: SLF001
 
     working = app.conf.broker_url
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
     forget_connections()
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    # Both spellings, as in use_session_queue: Celery 5.6 reads CELERY_BROKER_URL before broker_url.
+    app.conf.update(broker_url=unreachable, CELERY_BROKER_URL=unreachable)
     try:
         yield
     finally:
         forget_connections()
-        app.conf.broker_url = working
+        app.conf.update(broker_url=working, CELERY_BROKER_URL=working)
 
 
 def use_session_queue() -> None:

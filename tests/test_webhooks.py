@@ -23,7 +23,7 @@ from diagnostics import webhooks
 from diagnostics.models import DeliveryStatus, Webhook, WebhookDelivery
 from diagnostics.webhook_transport import Receiver, receiver_post
 from malaria_site.auth_emulator import free_port
-from tests.celery_worker import NOTIFICATIONS_QUEUE, CeleryWorker, purge_queue
+from tests.celery_worker import NOTIFICATIONS_QUEUE, CeleryWorker, broker_unreachable, purge_queue
 from tests.cells import generated_cells, upload
 from tests.page_sessions import page_client, text_of
 from tests.stored_cells import add_cells
@@ -283,6 +283,25 @@ def test_a_receiver_that_is_down_is_retried_then_the_delivery_fails(workers, rec
     [delivery] = deliveries_of(reviewer, webhook)
     assert (delivery["attempts"], delivery["last_response_code"]) == (3, None)
     assert delivery["last_error"] == "The connection to the receiver was refused or failed."
+
+
+def test_an_event_written_while_the_broker_is_down_is_sent_later_by_the_relay(
+    workers, receiver_in, settings, clinician, reviewer, patient
+):
+    receiver = receiver_in("ok")
+    webhook = register(reviewer, receiver.url)
+    with broker_unreachable():
+        add_cells(new_sample(clinician, patient), ["uninfected"] * 3)  # the sample completes; its event is kept
+    delivery = WebhookDelivery.objects.get(webhook_id=webhook["id"])
+    assert (delivery.status, delivery.enqueued_at) == (DeliveryStatus.PENDING, None), "written, never sent"
+    time.sleep(0.5)
+    assert receiver.requests == []
+
+    settings.QUEUED_NEVER_SENT_SECONDS = 0  # instead of waiting 30 s for the periodic relay
+    assert webhooks.deliveries_resend_unsent() == [delivery.pk]
+    wait_until(lambda: status_of_first_delivery(reviewer, webhook) == "delivered", message="the relayed delivery")
+    assert [request.event["id"] for request in receiver.requests] == [str(delivery.event_id)]
+    assert webhooks.deliveries_resend_unsent() == [], "a delivered event is not sent again"
 
 
 # -- server-side request forgery -------------------------------------------------------------------------
