@@ -95,3 +95,87 @@ def png_header_only(width: int, height: int) -> bytes:
 def test_bad_input_is_a_clear_typed_error(data, message):
     with pytest.raises(CellImageError, match=message):
         prepare_cell(data, SIZE)
+
+
+# -- the serving path's PNG decoder (libspng) ----------------------------------------------------------------
+
+
+def pillow_and_fast(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The same bytes through the serving path (libspng when it applies) and through Pillow alone."""
+    from worker.serving.preprocessing import prepare_cell_uint8
+
+    return prepare_cell_uint8(data, SIZE), prepare_cell_uint8(Image.open(io.BytesIO(data)), SIZE)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize("options", [{}, {"optimize": True}, {"compress_level": 0}, {"interlace": 1}])
+def test_libspng_decodes_8_bit_pngs_to_pillows_pixels(mode, options):
+    from worker.serving.preprocessing import _decode_png_fast
+
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, size=(97, 131, len(mode)), dtype=np.uint8).squeeze()
+    buffer = io.BytesIO()
+    Image.fromarray(noise, mode).save(buffer, format="PNG", **options)
+    data = buffer.getvalue()
+    fast = _decode_png_fast(data)
+    assert fast is not None, "the fast path is taken"
+    assert np.array_equal(np.asarray(fast), np.asarray(Image.open(io.BytesIO(data))))
+    served, pillow = pillow_and_fast(data)
+    assert np.array_equal(served, pillow)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        cell_like("P"),
+        cell_like("LA"),
+        Image.fromarray(np.full((40, 50), 60000, dtype=np.uint16)),  # 16-bit greyscale
+        cell_like("1"),
+    ],
+    ids=["palette", "grey-alpha", "16-bit", "1-bit"],
+)
+def test_other_pngs_are_left_to_pillow(image):
+    from worker.serving.preprocessing import _decode_png_fast
+
+    data = encode(image)
+    assert _decode_png_fast(data) is None
+    served, pillow = pillow_and_fast(data)
+    assert np.array_equal(served, pillow)
+
+
+def test_an_rgb_png_with_a_transparent_colour_is_left_to_pillow():
+    from worker.serving.preprocessing import _decode_png_fast
+
+    buffer = io.BytesIO()
+    cell_like("RGB").save(buffer, format="PNG", transparency=(0, 0, 0))
+    data = buffer.getvalue()
+    assert b"tRNS" in data and _decode_png_fast(data) is None
+    served, pillow = pillow_and_fast(data)
+    assert np.array_equal(served, pillow)
+
+
+def test_damaged_and_oversized_pngs_give_the_same_errors_as_before():
+    whole = encode(cell_like("RGB"))
+    with pytest.raises(CellImageError, match="not a readable image"):
+        prepare_cell(whole[: len(whole) // 2], SIZE)
+    # A header declaring 2048 x 2048 is refused before anything is decoded.
+    with pytest.raises(CellImageError, match="2048x2048 pixels, more than a cell crop can be"):
+        prepare_cell(png_header_only(2048, 2048), SIZE)
+
+
+def test_nih_cells_decode_to_the_same_pixels_with_libspng():
+    """The cells the product serves: every 20th NIH cell, re-encoded to PNG as labs send them."""
+    from pathlib import Path
+
+    from worker.serving.preprocessing import _decode_png_fast
+
+    folder = Path(__file__).resolve().parents[2] / "shared/datasets/nih-malaria-cells"
+    if not folder.is_dir():
+        pytest.skip(f"the NIH cells are not at {folder} (see ../shared/datasets/README.md)")
+    paths = sorted(folder.glob("*/*.webp"))[::20]
+    assert len(paths) > 1000
+    for path in paths:
+        data = encode(Image.open(path))
+        fast = _decode_png_fast(data)
+        assert fast is not None
+        assert np.array_equal(np.asarray(fast), np.asarray(Image.open(io.BytesIO(data)))), path.name
