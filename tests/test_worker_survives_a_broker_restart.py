@@ -9,7 +9,6 @@ an upgrade of Celery must pass.
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -17,38 +16,21 @@ import pytest
 from malaria_site.auth_emulator import free_port
 from tests.celery_worker import CeleryWorker, purge_queue
 from tests.cells import generated_cells, upload
+from worker.tools.faults import Redis
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-class OwnRedis:
-    def __init__(self):
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> OwnRedis:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout != b"PONG\n":
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        return self
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def own_redis():
-    redis = OwnRedis().start()
+    redis = Redis(free_port())  # the fault suite's: no persistence, so a kill loses every message
+    redis.start()
     yield redis
-    redis.kill()
+    if redis.process.poll() is None:
+        redis.kill()
 
 
-def restart(redis: OwnRedis) -> None:
+def restart(redis: Redis) -> None:
     redis.kill()
     time.sleep(1)
     redis.start()
