@@ -80,6 +80,9 @@ def test_production_has_no_emulator_no_debug_and_only_the_web_port(production):
     assert "--requirepass" in str(services["redis"]["command"])
     assert "health/ready" in str(services["web"]["healthcheck"]["test"])
     assert "inspect ping" in str(services["worker"]["healthcheck"]["test"])
+    # Webhook deliveries have workers of their own: a slow receiver never holds a cells worker's process.
+    assert str(services["notifier"]["command"]).split()[3:7] == ["worker", "-Q", "notifications", "-n"]
+    assert "-Q" not in str(services["worker"]["command"]).split()
 
 
 @pytest.mark.parametrize("missing", [*PRODUCTION_ENV, "FIREBASE_CREDENTIALS_PATH"])

@@ -28,8 +28,6 @@ from tests.cells import generated_cells, upload
 from tests.page_sessions import page_client, text_of
 from tests.stored_cells import add_cells
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "webhooks.md"
 SLOW_SECONDS = 3  # the slow receiver answers after this; deliveries time out after 1 s in the tests
 
@@ -176,6 +174,8 @@ def classified_through_the_worker(person, sample_id: int, cells: int = 12) -> fl
     return took
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # real commits: events are sent after them
 def test_events_reach_the_receiver_signed_as_documented_and_are_marked_delivered(
     workers, receiver_in, lab_a, clinician, reviewer, patient
 ):
@@ -222,6 +222,8 @@ def test_events_reach_the_receiver_signed_as_documented_and_are_marked_delivered
     assert patient["name"] not in reviewed.body.decode(), "the review's comment stays in the product"
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # real commits: events are sent after them
 def test_a_slow_receiver_times_out_and_is_retried_without_slowing_uploads_or_classification(
     workers, receiver_in, clinician, reviewer, patient
 ):
@@ -250,6 +252,8 @@ def test_a_slow_receiver_times_out_and_is_retried_without_slowing_uploads_or_cla
     assert len(attempts) == 3 and len({r.event["id"] for r in attempts}) == 1, "the same event, three times"
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # real commits: events are sent after them
 def test_a_failing_receiver_is_retried_with_back_off_then_the_delivery_fails_visibly(
     workers, receiver_in, clinician, reviewer, patient
 ):
@@ -274,6 +278,8 @@ def test_a_failing_receiver_is_retried_with_back_off_then_the_delivery_fails_vis
     assert f"Sample {sample_id}" in page and "Failed 3 HTTP 500 The receiver answered 500." in page
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # real commits: events are sent after them
 def test_a_receiver_that_is_down_is_retried_then_the_delivery_fails(workers, receiver_in, clinician, reviewer, patient):
     receiver = receiver_in("down")
     webhook = register(reviewer, receiver.url)
@@ -285,6 +291,8 @@ def test_a_receiver_that_is_down_is_retried_then_the_delivery_fails(workers, rec
     assert delivery["last_error"] == "The connection to the receiver was refused or failed."
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # real commits: events are sent after them
 def test_an_event_written_while_the_broker_is_down_is_sent_later_by_the_relay(
     workers, receiver_in, settings, clinician, reviewer, patient
 ):
