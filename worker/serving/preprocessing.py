@@ -7,11 +7,9 @@ padded to a square with black (the background of a cropped cell) so its shape is
 from __future__ import annotations
 
 import io
-import struct
 import warnings
 
 import numpy as np
-import pyspng
 from PIL import Image
 
 # Bump when the function below changes what it returns: the model card records it, and a model trained
@@ -28,44 +26,10 @@ class CellImageError(ValueError):
     """The input is not a usable cell image (corrupt, not an image, empty or too large)."""
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# 8-bit PNG colour types libspng decodes to exactly Pillow's pixels, and the Pillow mode of each. Palette,
-# 16-bit and greyscale-with-alpha files, and any file with a tRNS chunk (Pillow keeps it aside, libspng may
-# apply it), are left to Pillow.
-_FAST_PNG_MODES = {0: "L", 2: "RGB", 6: "RGBA"}
-
-
-def _decode_png_fast(data: bytes) -> Image.Image | None:
-    """The serving path's PNG decoder: libspng (pyspng) decodes a cell PNG in about half Pillow's time, and
-    decoding, not the network, is most of the engine's time. Same pixels as Pillow (tests/test_preprocessing.py
-    checks it on NIH cells and on every colour type). None when the file is not one it decodes identically, or
-    when libspng fails: Pillow then decodes it, or gives the error the user sees. Uploads are validated by
-    Pillow before anything is stored (diagnostics.uploads), so this only ever reads files Pillow accepted."""
-    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", data[16:24])
-    bit_depth, colour_type = data[24], data[25]
-    mode = _FAST_PNG_MODES.get(colour_type)
-    if bit_depth != 8 or mode is None or b"tRNS" in data:
-        return None
-    if width * height > MAX_PIXELS:
-        return None  # Pillow refuses it from the header alone, with the message users already get
-    try:
-        pixels = pyspng.load(data)
-    except Exception:  # noqa: BLE001 (any libspng failure: Pillow decides)
-        return None
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    if pixels.dtype != np.uint8 or pixels.shape[:2] != (height, width) or channels != len(mode):
-        return None
-    return Image.fromarray(pixels, mode)
-
-
 def open_cell_image(data: bytes | Image.Image) -> Image.Image:
     """Decode bytes into a fully loaded PIL image, raising CellImageError for anything unusable."""
     if isinstance(data, Image.Image):
         image = data
-    elif (fast := _decode_png_fast(data)) is not None:
-        image = fast
     else:
         if not data:
             raise CellImageError("empty file")
