@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class FirstRendererAlways(DefaultContentNegotiation):
+    """For a view that answers one fixed format (a PDF, a FHIR bundle): that format whatever the Accept header
+    says (clients send `Accept: application/pdf` or `application/fhir+json`, which no renderer offers), and
+    its errors in the API's JSON, as documented for every operation, never a 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 def exception_handler(exc, context):

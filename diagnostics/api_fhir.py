@@ -14,24 +14,16 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from accounts.audit import AuditContext, audit_context, audit_record
 from accounts.models import Membership, User
 from diagnostics import fhir, selectors
+from diagnostics.api_errors import FirstRendererAlways
 from diagnostics.models import Prediction, Sample
 
 FHIR_JSON = "application/fhir+json"
-
-
-class AnyAccept(DefaultContentNegotiation):
-    """A FHIR client asks for `Accept: application/fhir+json`: the bundle is always that, and an error is always
-    the API's JSON error (as documented for every operation), never a 406 for the Accept header."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 def sample_facts(sample: Sample) -> fhir.SampleFacts:
@@ -96,7 +88,7 @@ def sample_fhir_export(*, sample: Sample, actor: User, membership: Membership, a
 
 class SampleFhirApi(APIView):
     renderer_classes = [JSONRenderer]
-    content_negotiation_class = AnyAccept
+    content_negotiation_class = FirstRendererAlways
 
     @extend_schema(
         operation_id="samples_fhir",
