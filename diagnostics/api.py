@@ -10,7 +10,6 @@ from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -19,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.audit import audit_context
 from accounts.permissions import IsReviewer
 from diagnostics import exports, reports, selectors, services
+from diagnostics.api_errors import FirstRendererAlways
 from diagnostics.models import CellImageStatus, Result, SampleStatus
 from diagnostics.serializers import (
     CellImageSerializer,
@@ -33,7 +33,7 @@ from diagnostics.serializers import (
     SampleSerializer,
     UploadResultSerializer,
 )
-from diagnostics.throttles import HeatmapThrottle, UploadThrottle
+from diagnostics.throttles import HeatmapThrottle, ReportThrottle, UploadThrottle
 
 
 class Pages(PageNumberPagination):
@@ -210,19 +210,9 @@ def upload_body(outcome) -> dict:
     }
 
 
-class BinaryOrJsonError(BaseContentNegotiation):
-    """For a view that answers a file: the file whatever the Accept header says (a client may send
-    `Accept: application/pdf`), and its errors in JSON like every other error of the API."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0]
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
 class SampleReportApi(APIView):
-    content_negotiation_class = BinaryOrJsonError
+    content_negotiation_class = FirstRendererAlways
+    throttle_classes = [ReportThrottle]
 
     @extend_schema(
         operation_id="samples_report_pdf",

@@ -1,5 +1,5 @@
-"""How often one user may upload and ask for heatmaps: DRF's throttles, counted in the shared (Redis) cache
-so every web process sees the same counts. A refusal is 429 with Retry-After (DRF sets it)."""
+"""How often one user may upload, ask for heatmaps and render reports: DRF's throttles, counted in the shared
+(Redis) cache so every web process sees the same counts. A refusal is 429 with Retry-After (DRF sets it)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,15 @@ class HeatmapThrottle(CountedInTheCache):
     scope = "heatmaps"
 
 
-def page_upload_wait(request) -> int | None:
-    """For the upload page (a Django view): seconds to wait, or None when the upload may go ahead."""
-    throttle = UploadThrottle()
+class ReportThrottle(CountedInTheCache):
+    """PDF reports: each is laid out by WeasyPrint in the web process (about a second of CPU)."""
+
+    scope = "reports"
+
+
+def page_wait(request, throttle_class: type[CountedInTheCache]) -> int | None:
+    """For a page (a Django view): seconds to wait, or None when the request may go ahead."""
+    throttle = throttle_class()
     if throttle.allow_request(request, None):
         return None
     return max(1, math.ceil(throttle.wait() or 1))

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.access import lab_member_required, require_reviewer
@@ -25,7 +26,7 @@ from diagnostics.charts import parasitemia_chart
 from diagnostics.forms import PatientForm, ReviewForm, SampleForm
 from diagnostics.models import FieldStatus, Sample, SampleStatus
 from diagnostics.served_model import served_model
-from diagnostics.throttles import page_upload_wait
+from diagnostics.throttles import ReportThrottle, UploadThrottle, page_wait
 from diagnostics.uploads import FIELD_LIMITS
 from worker.serving.results import MIN_CELLS_FOR_NEGATIVE
 
@@ -180,7 +181,7 @@ def sample_upload(request, sample_id: int):
     }
     if request.method == "GET":
         return render(request, "diagnostics/sample_upload.html", context)
-    wait = page_upload_wait(request)
+    wait = page_wait(request, UploadThrottle)
     if wait is not None:
         context["error"] = f"Too many uploads in a short time: wait {wait} seconds, then send these again."
         response = render(request, "diagnostics/sample_upload.html", context, status=429)
@@ -254,6 +255,20 @@ def sample_cells_csv(request, sample_id: int):
 @require_GET
 def sample_report_pdf(request, sample_id: int):
     sample = selectors.sample_get(request.membership, sample_id)
+    wait = page_wait(request, ReportThrottle)
+    if wait is not None:
+        response = render(
+            request,
+            "429.html",
+            {
+                "message": f"Too many reports in a short time: wait {wait} seconds, then ask again.",
+                "back_url": reverse("sample", args=[sample.pk]),
+                "back_label": f"Back to sample {sample.pk}",
+            },
+            status=429,
+        )
+        response["Retry-After"] = str(wait)
+        return response
     return reports.pdf_response(
         sample=sample, actor=request.user, membership=request.membership, audit=audit_context(request)
     )

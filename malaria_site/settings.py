@@ -184,6 +184,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "uploads": env_str("UPLOAD_THROTTLE_RATE", "120/min"),
         "heatmaps": env_str("HEATMAP_THROTTLE_RATE", "600/min"),
+        "reports": env_str("REPORT_THROTTLE_RATE", "30/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -214,6 +214,32 @@ def test_every_report_is_audited(clinician, lab_a, classified_sample):
         assert event.detail["review"] is None and event.detail["model_versions"] == ["test-model"]
 
 
+def test_reports_past_the_rate_get_429_with_retry_after_on_the_api_and_the_page(clinician, classified_sample):
+    """Each report costs about a second of the web process's CPU: one count per user, for the API and the page."""
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    from accounts.models import AuditEvent
+
+    original = SimpleRateThrottle.THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = {**api_settings.DEFAULT_THROTTLE_RATES, "reports": "2/min"}
+    browser = page_client(clinician)
+    page_url = f"/samples/{classified_sample.pk}/report.pdf"
+    try:
+        assert report(clinician, classified_sample.pk).status_code == 200
+        assert browser.get(page_url).status_code == 200
+        refused = report(clinician, classified_sample.pk, HTTP_ACCEPT="application/pdf")
+        assert (refused.status_code, refused["Content-Type"]) == (429, "application/json")
+        assert 0 < int(refused["Retry-After"]) <= 60 and "throttled" in refused.json()["detail"]
+        page = browser.get(page_url)
+        assert page.status_code == 429 and 0 < int(page["Retry-After"]) <= 60
+        assert b"Too many reports in a short time" in page.content
+        assert f'href="/samples/{classified_sample.pk}"'.encode() in page.content, "a way back, not a dead end"
+    finally:
+        SimpleRateThrottle.THROTTLE_RATES = original
+    assert AuditEvent.objects.filter(action="sample.report_pdf").count() == 2
+
+
 def test_another_lab_gets_404_and_nobody_signed_out_gets_it(other_lab_clinician, pending_user, classified_sample):
     from accounts.models import AuditEvent
 
