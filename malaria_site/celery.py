@@ -12,9 +12,20 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["worker"])
 
 
+def classifies(celery_app: Celery) -> bool:
+    """Whether this worker consumes the queue of classification and segmentation tasks (its -Q selection is made
+    before worker_init). A notifications worker (-Q notifications, docs/webhooks.md) never runs the model, so it
+    neither checks nor loads it: about 150 MB less per process."""
+    from django.conf import settings
+
+    return settings.CELERY_TASK_DEFAULT_QUEUE in celery_app.amqp.queues.consume_from
+
+
 @worker_init.connect
-def refuse_to_start_without_a_valid_model(**_):
+def refuse_to_start_without_a_valid_model(sender=None, **_):
     """A worker whose model card or files are missing, corrupt or from other code must not start at all."""
+    if not classifies(sender.app if sender is not None else app):
+        return
     from worker.serving.engine import CellClassifier
     from worker.serving.model_card import ModelFileError, load_model_card, served_model_dir
 

@@ -38,3 +38,20 @@ def test_worker_whose_card_disagrees_with_the_models_input_size_refuses_to_start
         worker.start()
     assert f"does not match the card's {card['input_size']}px" in worker.log()
     assert "malaria_cnn.tflite" in worker.log()
+
+
+def test_a_notifications_worker_neither_checks_nor_loads_the_model(model_copy):
+    """It never classifies (-Q notifications): a model it would refuse does not stop it, so it loads none."""
+    import time
+
+    from tests.celery_worker import NOTIFICATIONS_QUEUE
+
+    tflite = model_copy / "malaria_cnn.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:1000])
+    notifier = CeleryWorker(queue=NOTIFICATIONS_QUEUE, beat=False, MALARIA_MODEL_DIR=model_copy).start()
+    try:
+        time.sleep(2)  # a pool process that tried to load the model would have failed by now
+        assert notifier.process.poll() is None
+        assert "tflite file does not match" not in notifier.log() and "Traceback" not in notifier.log()
+    finally:
+        notifier.stop()

@@ -19,7 +19,10 @@ from worker.serving.engine import get_classifier
 
 @worker_process_init.connect
 def load_model_in_worker_process(**_):
-    get_classifier()
+    from malaria_site.celery import app, classifies
+
+    if classifies(app):
+        get_classifier()
 
 
 @shared_task(
