@@ -209,9 +209,22 @@ SPECTACULAR_SETTINGS = {
 }
 
 # FHIR export (diagnostics/fhir.py, docs/fhir.md): the namespace of this installation's identifier systems
-# (a lab's patients are {FHIR_SYSTEM_BASE}/labs/{id}/patients). Set it to the site's own https address so that
-# identifiers are unique beyond it; the default's .invalid domain (RFC 2606) says it was never set.
-FHIR_SYSTEM_BASE = env_str("FHIR_SYSTEM_BASE", "https://malaria-detect.invalid").rstrip("/")
+# (a lab's patients are {FHIR_SYSTEM_BASE}/labs/{id}/patients), the site's own https address so that identifiers
+# are unique beyond it. Outside debug it defaults to the first of DJANGO_ALLOWED_HOSTS (a placeholder must never
+# reach a lab's records), and start-up stops when that is a wildcard; in development the .invalid domain
+# (RFC 2606) says it was never set.
+if DEBUG:
+    _fhir_base_default = "https://malaria-detect.invalid"
+elif ALLOWED_HOSTS and ALLOWED_HOSTS[0] != "*" and not ALLOWED_HOSTS[0].startswith("."):
+    _fhir_base_default = f"https://{ALLOWED_HOSTS[0]}"
+else:
+    _fhir_base_default = ""
+FHIR_SYSTEM_BASE = env_str("FHIR_SYSTEM_BASE", _fhir_base_default).rstrip("/")
+if not FHIR_SYSTEM_BASE:
+    raise ImproperlyConfigured(
+        f"Set FHIR_SYSTEM_BASE to the site's https address (docs/fhir.md): DJANGO_ALLOWED_HOSTS={ALLOWED_HOSTS!r} "
+        "does not name one host to take it from"
+    )
 if not FHIR_SYSTEM_BASE.startswith(("https://", "http://")):
     raise ImproperlyConfigured(
         f"FHIR_SYSTEM_BASE={FHIR_SYSTEM_BASE!r} must be an http(s) address, e.g. https://malaria.example.org"

@@ -458,3 +458,31 @@ def test_the_operation_is_in_the_openapi_description(db):
     operation = schema["paths"]["/api/v1/samples/{sample_id}/fhir"]["get"]
     assert "application/fhir+json" in operation["responses"]["200"]["content"]
     assert {"401", "404"} <= set(operation["responses"])
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DJANGO_ALLOWED_HOSTS": "malaria.example.org,www.example.org"}, "https://malaria.example.org"),
+        ({"DJANGO_ALLOWED_HOSTS": "malaria.example.org", "FHIR_SYSTEM_BASE": "https://lab.example.org/"}, None),
+        ({"DJANGO_ALLOWED_HOSTS": "*"}, "Set FHIR_SYSTEM_BASE"),
+        ({"DJANGO_ALLOWED_HOSTS": ".example.org"}, "Set FHIR_SYSTEM_BASE"),
+    ],
+    ids=["from-allowed-hosts", "set", "wildcard-refused", "subdomain-wildcard-refused"],
+)
+def test_production_never_exports_the_placeholder_system(env, expected):
+    """Outside debug the identifier systems are the site's own address, or start-up stops and says why."""
+    from tests.test_emulator_guard import run_python
+
+    result = run_python(
+        "import django; django.setup(); from django.conf import settings; print(settings.FHIR_SYSTEM_BASE)",
+        DJANGO_SECRET_KEY="x" * 50,
+        **env,
+    )
+    if expected is None:
+        assert result.stdout.strip().endswith("https://lab.example.org"), result.stderr[-2000:]
+    elif expected.startswith("https://"):
+        assert result.stdout.strip().endswith(expected), result.stderr[-2000:]
+    else:
+        assert result.returncode != 0 and expected in result.stderr
