@@ -25,6 +25,7 @@ from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutE
 DEFAULT_PORTS = {"http": 80, "https": 443}
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix
 NOT_PUBLIC = "events are only sent to public addresses (not loopback, private, link-local or reserved ones)"
 
 
@@ -55,8 +56,11 @@ def address_refusal(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> st
     if any(address.version == network.version and address in network for network in allowed):
         return None
     if isinstance(address, ipaddress.IPv6Address):
-        # An IPv4 address wrapped in IPv6 (::ffff:127.0.0.1, 6to4) reaches that IPv4 address: judge it.
-        embedded = address.ipv4_mapped or address.sixtofour
+        # An IPv4 address wrapped in IPv6 (::ffff:127.0.0.1, 6to4, NAT64's 64:ff9b::/96, Teredo's client)
+        # reaches that IPv4 address: judge it.
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return address_refusal(embedded, allowed)
     for reason, flagged in (

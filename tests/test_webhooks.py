@@ -339,6 +339,25 @@ def test_an_internal_address_is_refused_when_registering(settings, reviewer, url
     assert not Webhook.objects.exists()
 
 
+@pytest.mark.pure
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("64:ff9b::7f00:1", "loopback"),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a01:203", "private"),  # NAT64 of 10.1.2.3
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 of 169.254.169.254
+        ("64:ff9b::808:808", None),  # NAT64 of a public address
+    ],
+)
+def test_ipv4_addresses_wrapped_in_ipv6_are_judged_by_the_ipv4_address(address, reason):
+    import ipaddress
+
+    from diagnostics.webhook_transport import address_refusal
+
+    assert address_refusal(ipaddress.ip_address(address)) == reason
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "url",
