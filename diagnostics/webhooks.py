@@ -170,21 +170,22 @@ def deliveries_enqueue(*, delivery_ids: Sequence[int]) -> None:
         WebhookDelivery.objects.filter(pk=delivery_id).update(enqueued_at=timezone.now())
 
 
-def deliveries_resend_unsent() -> list[int]:
+def deliveries_resend_unsent(*, broker_emptied: bool = False) -> list[int]:
     """The outbox's relay: pending deliveries whose task never reached the broker (it was down when the event
-    was written), or was lost there, are sent again. A delivery may so arrive twice: receivers dedupe by id."""
+    was written), or was lost there, are sent again: at once when the broker is known to have lost its messages
+    (work_queue.broker_emptied; a retry waiting for its time is lost with them), else after QUEUED_RESEND_SECONDS.
+    A delivery may so arrive twice: receivers dedupe by id."""
     now = timezone.now()
     never_sent = now - dt.timedelta(seconds=settings.QUEUED_NEVER_SENT_SECONDS)
     lost = now - dt.timedelta(seconds=settings.QUEUED_RESEND_SECONDS)
-    ids = list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
-        .filter(
-            Q(enqueued_at__isnull=True, created_at__lt=never_sent)
-            | Q(attempts=0, enqueued_at__lt=lost)
-            | Q(next_attempt_at__lt=lost)
-        )
-        .values_list("id", flat=True)
+    unsent = (
+        Q(enqueued_at__isnull=True, created_at__lt=never_sent)
+        | Q(attempts=0, enqueued_at__lt=lost)
+        | Q(next_attempt_at__lt=lost)
     )
+    if broker_emptied:
+        unsent |= Q(enqueued_at__isnull=False)
+    ids = list(WebhookDelivery.objects.filter(unsent, status=DeliveryStatus.PENDING).values_list("id", flat=True))
     if ids:
         deliveries_enqueue(delivery_ids=ids)
     return ids

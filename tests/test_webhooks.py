@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from diagnostics import webhooks
@@ -310,6 +311,30 @@ def test_an_event_written_while_the_broker_is_down_is_sent_later_by_the_relay(
     wait_until(lambda: status_of_first_delivery(reviewer, webhook) == "delivered", message="the relayed delivery")
     assert [request.event["id"] for request in receiver.requests] == [str(delivery.event_id)]
     assert webhooks.deliveries_resend_unsent() == [], "a delivered event is not sent again"
+
+
+@pytest.mark.django_db
+def test_deliveries_the_broker_lost_are_sent_again_at_once(reviewer, receiver_in, settings):
+    """Redis restarted empty: a delivery sent a minute ago (or waiting for its retry) is gone with it."""
+    import redis
+
+    webhook = Webhook.objects.get(pk=register(reviewer, receiver_in("ok").url)["id"])
+    sent = WebhookDelivery.objects.create(
+        webhook=webhook, event_type="sample.classified", payload={"id": "x"}, enqueued_at=timezone.now()
+    )
+    done = WebhookDelivery.objects.create(
+        webhook=webhook,
+        event_type="sample.classified",
+        payload={"id": "y"},
+        enqueued_at=timezone.now(),
+        status=DeliveryStatus.DELIVERED,
+    )
+    try:
+        assert webhooks.deliveries_resend_unsent() == [], "a broker that kept its messages: nothing twice"
+        assert webhooks.deliveries_resend_unsent(broker_emptied=True) == [sent.pk]
+        assert done.pk not in webhooks.deliveries_resend_unsent(broker_emptied=True)
+    finally:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(NOTIFICATIONS_QUEUE)  # for no notifier
 
 
 # -- server-side request forgery -------------------------------------------------------------------------

@@ -58,8 +58,11 @@ def segment_fields(self, field_ids: list[int]) -> int:
 
 @shared_task(name="worker.tasks.sweep_stalled_cell_images", acks_late=True)
 def sweep_stalled_cell_images() -> int:
-    # Fields are swept by the same periodic task: one schedule, one sweeper. The broker is asked once.
+    # Fields are swept by the same periodic task: one schedule, one sweeper. The broker is asked once, and the
+    # webhook deliveries it lost are sent again here (the relay's own schedule would wait QUEUED_RESEND_SECONDS).
     emptied = work_queue.broker_emptied()
+    if emptied:
+        webhooks.deliveries_resend_unsent(broker_emptied=True)
     return len(classification.cell_images_sweep_stalled(broker_emptied=emptied)) + len(
         segmentation.fields_sweep_stalled(broker_emptied=emptied)
     )
