@@ -150,3 +150,26 @@ def test_firebase_refusals_are_said_in_words():
 
     with pytest.raises(AuthError, match="Too many attempts"):
         auth.firebase_post(Session(), "https://identitytoolkit.googleapis.com/v1/accounts:signInWithPassword")
+
+
+@pytest.mark.parametrize(
+    ("server", "refused"),
+    [
+        ("https://malaria.example.org/", False),
+        ("http://127.0.0.1:8000", False),
+        ("http://localhost:8000", False),
+        ("http://[::1]:8000", False),
+        ("http://malaria.example.org", True),
+        ("http://10.0.0.5:8000", True),
+        ("ftp://malaria.example.org", True),
+    ],
+)
+def test_a_sign_in_token_never_travels_in_clear_beyond_this_machine(server, refused):
+    from malaria_detect_client.auth import check_server_url
+    from malaria_detect_client.errors import UsageError
+
+    if refused:
+        with pytest.raises(UsageError):
+            check_server_url(server)
+    else:
+        assert check_server_url(server) == server.rstrip("/")

@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -189,8 +190,14 @@ def firebase_post(session: requests.Session, url: str, **kwargs) -> dict:
     raise AuthError(message)
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
 def check_server_url(server: str) -> str:
     server = server.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", server):
         raise UsageError(f"The server must be an http(s) URL such as https://malaria.example.org, not {server!r}.")
+    if server.startswith("http://") and urlsplit(server).hostname not in LOOPBACK_HOSTS:
+        # Every request carries a sign-in token (and patients' results come back): never in clear over a network.
+        raise UsageError(f"Use https:// for {server}: plain http is only for a server on this machine (localhost).")
     return server
