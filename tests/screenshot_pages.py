@@ -102,6 +102,43 @@ def segmented_field(sample_id: int):
     return field
 
 
+def webhook_with_deliveries(lab, reviewer, sample_id: int):
+    """A receiver of the lab's information system, one delivery done and one waiting for its retry (made
+    directly: registering one through the service would resolve its host name)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from diagnostics.models import DeliveryStatus, Webhook, WebhookDelivery
+
+    webhook = Webhook.objects.create(
+        lab=lab,
+        url="https://lis.example.org/hooks/malaria",
+        description="The lab's information system",
+        secret="screenshot-secret-not-a-real-one",
+        created_by=reviewer.user,
+    )
+    payload = {"data": {"sample": {"id": sample_id}}}
+    now = timezone.now()
+    WebhookDelivery.objects.create(
+        webhook=webhook,
+        event_type="sample.classified",
+        payload=payload,
+        status=DeliveryStatus.DELIVERED,
+        attempts=1,
+        last_response_code=204,
+        delivered_at=now,
+    )
+    WebhookDelivery.objects.create(
+        webhook=webhook,
+        event_type="sample.reviewed",
+        payload=payload,
+        attempts=2,
+        last_error="The receiver did not answer within 5 s.",
+        next_attempt_at=now + dt.timedelta(seconds=60),
+    )
+
+
 def test_screenshots(browser, live_server, clinician, reviewer, pending_user, patient, sample):  # noqa: F811
     from diagnostics.models import CellImage, Patient
 
@@ -134,6 +171,8 @@ def test_screenshots(browser, live_server, clinician, reviewer, pending_user, pa
         },
     )
     shoot(browser, base, reviewer.email, {"review-queue": "/reviews", "review": f"/samples/{sid}/review"})
+    webhook_with_deliveries(Patient.objects.get(pk=pid).lab, reviewer, sid)  # the reviewer has signed in by now
+    shoot(browser, base, reviewer.email, {"webhooks": "/webhooks"})
     shoot(browser, base, pending_user.email, {"access-pending": "/"})
     report_picture(Patient.objects.get(pk=pid).lab, clinician, reviewer)
-    assert len(list(OUT.glob("*.png"))) >= 2 * 18
+    assert len(list(OUT.glob("*.png"))) >= 2 * 19

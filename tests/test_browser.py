@@ -158,3 +158,25 @@ def test_signing_in_works_from_the_keyboard_alone(page, live_server, clinician):
     page.keyboard.press("Tab")
     first = page.evaluate("[document.activeElement.tagName, document.activeElement.textContent.trim()]")
     assert first[0] == "A" and "skip" in first[1].lower(), f"the first Tab stop is {first}, not the skip link"
+
+
+def test_no_page_is_wider_than_a_phone(page, live_server, clinician, reviewer, patient, sample):
+    """Tables scroll inside their frame; nothing widens the page itself (a hidden header once did, on the
+    webhooks page)."""
+    from diagnostics.models import Webhook
+
+    add_cells(sample["id"], ["parasitized"] * 2 + ["uninfected"] * 5)
+    lab = Sample.objects.get(pk=sample["id"]).lab
+    Webhook.objects.create(lab=lab, url="https://lis.example.org/hooks/" + "long-path/" * 8, description="LIS")
+    page.set_viewport_size({"width": 375, "height": 800})
+    base, sid, pid = live_server.url, sample["id"], patient["id"]
+    for person, paths in (
+        (clinician, ["/", "/patients", f"/patients/{pid}", f"/samples/{sid}", f"/samples/{sid}/upload", "/model"]),
+        (reviewer, ["/reviews", f"/samples/{sid}/review", "/webhooks"]),
+    ):
+        page.context.clear_cookies()
+        sign_in(page, base, person.email)
+        for path in paths:
+            page.goto(f"{base}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, f"{path} is {width} px wide on a 375 px phone"
