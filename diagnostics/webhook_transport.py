@@ -115,8 +115,12 @@ def receiver_resolve(url: str, *, allowed: Sequence[IPNetwork] = ()) -> Receiver
     return Receiver(scheme=scheme, host=host, port=port, target=target, address=str(addresses[0]))
 
 
-def receiver_post(receiver: Receiver, *, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST `body` to the receiver's checked address; returns the status code (a redirect is not followed)."""
+def receiver_post(
+    receiver: Receiver, *, body: bytes, headers: dict[str, str], timeout: float, ca_bundle: str | None = None
+) -> int:
+    """POST `body` to the receiver's checked address; returns the status code (a redirect is not followed).
+    `ca_bundle`: a PEM file of the authorities an https receiver's certificate is checked against (public
+    ones, certifi's, when None)."""
     options: dict = {}
     if receiver.scheme == "https":
         # TLS checks the certificate against the host's name, though the connection goes to its address.
@@ -124,7 +128,7 @@ def receiver_post(receiver: Receiver, *, body: bytes, headers: dict[str, str], t
             "server_hostname": receiver.host,
             "assert_hostname": receiver.host,
             "cert_reqs": "CERT_REQUIRED",
-            "ca_certs": certifi.where(),
+            "ca_certs": ca_bundle or certifi.where(),
         }
     pool_class = urllib3.HTTPSConnectionPool if receiver.scheme == "https" else urllib3.HTTPConnectionPool
     pool = pool_class(

@@ -227,7 +227,13 @@ def delivery_send(*, delivery_id: int, retry_in: float | None) -> str:
         try:
             # Checked again at each attempt: the name's addresses may have changed since it was registered.
             receiver = receiver_resolve(webhook.url, allowed=settings.WEBHOOK_ALLOWED_NETWORKS)
-            code = receiver_post(receiver, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+            code = receiver_post(
+                receiver,
+                body=body,
+                headers=headers,
+                timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                ca_bundle=settings.WEBHOOK_CA_BUNDLE or None,
+            )
         except ReceiverRefused as refused:
             error, retryable = str(refused), False  # the URL is not allowed: trying again changes nothing
         except ReceiverUnreachable as unreachable:

@@ -320,6 +320,12 @@ WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # Networks a receiver may be on although they are private or local (an operator's own receiver on the lab's
 # network, e.g. 10.20.0.0/24). Empty: only public addresses. Every other address of a host is still checked.
 WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS")
+# Certificate authorities an https receiver's certificate is checked against: a PEM file, for a lab whose
+# receiver has a certificate from its own CA. Empty: the public CAs (certifi). A file that is not there stops
+# start-up rather than failing every delivery.
+WEBHOOK_CA_BUNDLE = env_str("WEBHOOK_CA_BUNDLE")
+if WEBHOOK_CA_BUNDLE and not Path(WEBHOOK_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(f"WEBHOOK_CA_BUNDLE={WEBHOOK_CA_BUNDLE!r} is not a file")
 
 LOGGING = {
     "version": 1,

@@ -418,6 +418,91 @@ def test_the_connection_goes_to_the_checked_address_not_to_the_name_resolved_aga
     assert receiver.requests[0].headers["Host"] == f"receiver.invalid:{receiver.port}"
 
 
+def tls_receiver(tmp_path, host: str = "receiver.example"):
+    """An https receiver on 127.0.0.1 with a certificate for `host` from a CA made here; returns its port, the
+    CA's PEM file and the Host headers it saw. (cryptography comes with firebase-admin.)"""
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder(subject_name=name("Lab CA"), issuer_name=name("Lab CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    certificate = (
+        x509.CertificateBuilder(subject_name=name(host), issuer_name=ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, chain, key_file = tmp_path / "ca.pem", tmp_path / "receiver.pem", tmp_path / "receiver.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            hosts.append(self.headers["Host"])
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, str(ca_file), hosts
+
+
+@pytest.mark.pure
+def test_https_goes_to_the_checked_address_and_checks_the_certificate_against_the_name(tmp_path):
+    """The pinned connection still speaks TLS to the name: the certificate must be for it and from a trusted CA."""
+    from diagnostics.webhook_transport import ReceiverUnreachable
+
+    server, ca_file, hosts = tls_receiver(tmp_path)
+    port = server.server_address[1]
+    try:
+        # The name resolves nowhere: the request arrives only because the checked address is used.
+        pinned = Receiver(scheme="https", host="receiver.example", port=port, target="/x", address="127.0.0.1")
+        assert receiver_post(pinned, body=b"{}", headers={}, timeout=2, ca_bundle=ca_file) == 204
+        assert hosts == [f"receiver.example:{port}"]
+        with pytest.raises(ReceiverUnreachable, match="certificate could not be verified"):
+            receiver_post(pinned, body=b"{}", headers={}, timeout=2)  # public CAs only: this one is unknown
+        other = Receiver(scheme="https", host="other.example", port=port, target="/x", address="127.0.0.1")
+        with pytest.raises(ReceiverUnreachable, match="certificate could not be verified"):
+            receiver_post(other, body=b"{}", headers={}, timeout=2, ca_bundle=ca_file)  # not its name
+        assert len(hosts) == 1, "nothing was sent where the certificate did not hold"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.pure
 def test_a_redirect_is_not_followed(receiver_in):
     receiver = receiver_in("redirect")
@@ -496,3 +581,13 @@ def test_the_page_lists_adds_and_removes_receivers(reviewer):
 
     removed = client.post(f"/webhooks/{webhook.pk}/delete", follow=True)
     assert "Webhook removed" in text_of(removed) and not Webhook.objects.exists()
+
+
+@pytest.mark.pure
+def test_a_ca_bundle_that_is_not_there_stops_start_up():
+    from tests.test_emulator_guard import run_python
+
+    result = run_python(
+        "import django; django.setup()", DJANGO_SECRET_KEY="x" * 50, WEBHOOK_CA_BUNDLE="/nowhere/lab-ca.pem"
+    )
+    assert result.returncode != 0 and "WEBHOOK_CA_BUNDLE='/nowhere/lab-ca.pem' is not a file" in result.stderr
