@@ -195,3 +195,13 @@ def stop_all() -> None:
     """Kill every worker this session started, whatever state the tests left them in."""
     for worker in _started:
         worker.kill()
+
+
+def wait_until(condition, timeout: float = 90, message: str = "condition") -> None:
+    """Poll until `condition()` is true (a worker's outcome reaching the database), or fail saying what."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {message}")

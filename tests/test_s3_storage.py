@@ -10,12 +10,11 @@ from __future__ import annotations
 import pytest
 
 from malaria_site.auth_emulator import free_port
-from tests.celery_worker import CeleryWorker, purge_queue
+from tests.celery_worker import CeleryWorker, purge_queue, wait_until
 from tests.cells import generated_cells, named, upload
 from tests.settings import s3_storage
 from tests.test_field_detection import drawn_field
 from tests.test_field_upload_api import CENTRES, encoded
-from tests.test_worker_end_to_end import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CREDENTIALS = {

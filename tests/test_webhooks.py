@@ -24,7 +24,7 @@ from diagnostics import webhooks
 from diagnostics.models import DeliveryStatus, Webhook, WebhookDelivery
 from diagnostics.webhook_transport import Receiver, receiver_post
 from malaria_site.auth_emulator import free_port
-from tests.celery_worker import NOTIFICATIONS_QUEUE, CeleryWorker, broker_unreachable, purge_queue
+from tests.celery_worker import NOTIFICATIONS_QUEUE, CeleryWorker, broker_unreachable, purge_queue, wait_until
 from tests.cells import generated_cells, upload
 from tests.page_sessions import page_client, text_of
 from tests.stored_cells import add_cells
@@ -128,15 +128,6 @@ def workers(django_db_setup, django_db_blocker):
     notifier.stop()
     cells.stop()
     purge_queue()
-
-
-def wait_until(condition, timeout: float = 60, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 def register(person, url: str, description: str = "the lab's LIS") -> dict:

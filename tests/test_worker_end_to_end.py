@@ -5,13 +5,11 @@ The cells are generated: these tests are about the path from upload to predictio
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.test import override_settings
 
 from diagnostics.models import CellImage, Prediction
-from tests.celery_worker import CeleryWorker, purge_queue
+from tests.celery_worker import CeleryWorker, purge_queue, wait_until
 from tests.cells import generated_cells, upload
 from worker.serving.engine import get_classifier
 
@@ -21,15 +19,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 @pytest.fixture(scope="module")
 def cell_pngs():
     return generated_cells(60)
-
-
-def wait_until(condition, timeout=90, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 @pytest.fixture
