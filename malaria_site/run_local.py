@@ -59,45 +59,20 @@ def var_folders_create(var: Path = VAR) -> None:
         (var / folder).mkdir(parents=True, exist_ok=True)
 
 
+def celery_worker(*options: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "malaria_site", "worker", *options, "--loglevel", "INFO"]
+
+
 def worker_command(var: Path = VAR) -> list[str]:
     """One Celery worker of two processes (a field's segmentation is mostly one core's work: two fields at a
     time use both), with the periodic sweeper (-B) beside it."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "malaria_site",
-        "worker",
-        "-B",
-        "--concurrency",
-        "2",
-        "--schedule",
-        str(var / "celerybeat-schedule"),
-        "--loglevel",
-        "INFO",
-    ]
+    return celery_worker("-B", "--concurrency", "2", "--schedule", str(var / "celerybeat-schedule"))
 
 
 def notifier_command() -> list[str]:
     """A worker for webhook deliveries only (their own queue): a slow receiver never holds up the cells worker."""
     queue = os.environ.get("WEBHOOK_QUEUE", "").strip() or "notifications"
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "malaria_site",
-        "worker",
-        "-Q",
-        queue,
-        "-n",
-        "notifier@%h",
-        "--concurrency",
-        "2",
-        "--loglevel",
-        "INFO",
-    ]
+    return celery_worker("-Q", queue, "-n", "notifier@%h", "--concurrency", "2")
 
 
 def web_command(port: int = WEB_PORT) -> list[str]:
