@@ -55,3 +55,16 @@ def test_a_server_error_shows_the_500_page(clinician, monkeypatch):
     assert response.status_code == 500
     assert "Something went wrong on our side" in text_of(response)
     assert "database went away" not in text_of(response)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unknown_api_url_is_a_json_404_with_or_without_debug(settings, debug):
+    settings.DEBUG = debug
+    for url in ("/api/v1/no/such/thing", "/api/v2/samples", "/api/"):
+        response = Client().get(url)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "Not found."}
+    cookie_client = Client(enforce_csrf_checks=True)
+    cookie_client.cookies["sessionid"] = "anything"
+    assert cookie_client.patch("/api/v1/patients/null,null", {}).json() == {"detail": "Not found."}
