@@ -105,3 +105,30 @@ def test_an_ensemble_of_two_methods_averages_their_logits():
     other_folds = patient_folds(patients, labels, 4, seed=2)
     with pytest.raises(ValueError, match="other cells or folds"):
         score([out_of_fold("a", a, patients, labels, folds), out_of_fold("b", b, patients, labels, other_folds)])
+
+
+def test_soft_targets_keep_labels_the_teacher_agrees_with_and_temper_the_ones_it_confidently_disputes():
+    from worker.training.soft_targets import soft_targets
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400).astype(np.float64)
+    teacher = np.where(labels == 1, 4.0, -4.0) + rng.normal(0, 1, 400)
+    teacher[0], labels[0] = -6.0, 1.0  # a cell labelled parasitized that the teacher, not having seen it, calls clean
+    assert np.array_equal(soft_targets(labels, teacher, 0.0), labels.astype(np.float32))
+    targets = soft_targets(labels, teacher, 0.5)
+    assert targets.dtype == np.float32
+    assert targets[0] < 0.51  # half the label, almost none of the teacher
+    agreeing = (np.abs(teacher) > 3) & ((teacher > 0) == (labels == 1))
+    assert agreeing.sum() > 300
+    assert np.abs(targets[agreeing] - labels[agreeing]).max() < 0.05
+
+
+def test_disputed_cells_are_those_whose_label_the_teacher_finds_very_unlikely():
+    from worker.training.soft_targets import disputed
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 400).astype(np.float64)
+    teacher = np.where(labels == 1, 4.0, -4.0) + rng.normal(0, 0.5, 400)
+    teacher[:3] = [-6.0, 6.0, 0.0]
+    labels[:3] = [1.0, 0.0, 1.0]  # disputed both ways, and one the teacher cannot call
+    assert disputed(labels, teacher, 0.05).tolist() == [True, True] + [False] * 398

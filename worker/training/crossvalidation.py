@@ -21,6 +21,7 @@ methods is resampled paired (the same patients for both), which is what tells me
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from worker.training.calibration import (
     threshold_for_specificity,
 )
 from worker.training.dataset import cached_arrays, list_cells, split_patients
+from worker.training.soft_targets import disputed, soft_targets
 
 SYMMETRIES = 8  # the dihedral group of the square: 4 quarter turns, each plain and mirrored
 COVERAGE = 0.9
@@ -128,7 +130,17 @@ def crossvalidate(args: argparse.Namespace) -> OutOfFold:
             args.seed = base_seed + 1000 * s
             keras.utils.set_random_seed(args.seed + fold)
             fitting = folds != fold
-            stream, steps = training_stream(args, images[fitting], labels[fitting])
+            x, targets = images[fitting], labels[fitting]
+            if args.soft_targets > 0 or args.drop_disputed > 0:
+                teachers = cached_teacher_logits(args, x, targets, folds[fitting], fold, started)
+                if args.drop_disputed > 0:
+                    kept = ~disputed(targets, teachers, args.drop_disputed)
+                    x, targets, teachers = x[kept], targets[kept], teachers[kept]
+                    print(f"fold {fold}: {int((~kept).sum())} disputed cells left out of training", flush=True)
+                if args.soft_targets > 0:
+                    targets = soft_targets(targets, teachers, args.soft_targets)
+                keras.utils.set_random_seed(args.seed + fold)
+            stream, steps = training_stream(args, x, targets)
             model, _ = fit_network(args, stream, steps, started=started)
             held_out = to_network_input(images[~fitting])
             for v, view in enumerate(symmetric_views(held_out)):
@@ -143,13 +155,44 @@ def crossvalidate(args: argparse.Namespace) -> OutOfFold:
     recipe = {
         key: getattr(args, key)
         for key in ("size", "stem", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay")
-        + ("ema", "label_smoothing", "mixup", "seed", "folds", "seeds", "fold_seed", "split_seed")
+        + (
+            "ema",
+            "label_smoothing",
+            "mixup",
+            "soft_targets",
+            "drop_disputed",
+            "seed",
+            "folds",
+            "seeds",
+            "fold_seed",
+            "split_seed",
+        )
     }
     recipe["stages"] = [list(stage) for stage in args.stages]
     recipe["minutes"] = round((time.monotonic() - started) / 60, 1)
     result = OutOfFold(args.method, logits, labels, patients, folds, recipe)
     print(f"saved {result.save(Path(args.out))}", flush=True)
     return result
+
+
+def cached_teacher_logits(args, images, labels, groups, fold: int, started: float) -> np.ndarray:
+    """Teachers for the cells outside `fold`, nested: each fitted on the other training folds only, so no
+    teacher has seen the held-out fold. Kept on disk by recipe, so several alphas share one set."""
+    from worker.training.soft_targets import teacher_logits
+
+    recipe = {
+        key: str(getattr(args, key))
+        for key in ("size", "stem", "stages", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay")
+        + ("ema", "label_smoothing", "mixup", "seed", "folds", "fold_seed", "split_seed")
+    }
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(args.out) / f"teachers-{key}-fold{fold}.npy"
+    if path.exists():
+        return np.load(path)
+    logits = teacher_logits(args, images, labels, groups, started=started)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, logits)
+    return logits
 
 
 # Scoring

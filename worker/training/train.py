@@ -272,7 +272,8 @@ def training_stream(args: argparse.Namespace, x_train, y_train, field_chips=None
 
     def repeated(x, y, salt):
         return (
-            tf.data.Dataset.from_tensor_slices((x, y))
+            # Targets as floats: soft targets (worker.training.soft_targets) and hard labels mix in one stream.
+            tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32)))
             .shuffle(len(x), seed=args.seed + salt, reshuffle_each_iteration=True)
             .repeat()
         )
@@ -291,6 +292,14 @@ def training_stream(args: argparse.Namespace, x_train, y_train, field_chips=None
         seed=args.seed,
     )
     return mixed, int(len(x_train) / shares[0]) // args.batch_size
+
+
+def rounded_accuracy(targets, logits):
+    """Share of cells whose logit falls on the side of 0 that their target (soft or hard) rounds to."""
+    import keras
+
+    called = keras.ops.reshape(logits, (-1,)) > 0.0
+    return keras.ops.cast(keras.ops.equal(keras.ops.reshape(targets, (-1,)) > 0.5, called), "float32")
 
 
 def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, validation=None, started: float):
@@ -339,7 +348,8 @@ def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, valid
         ),
         loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=args.label_smoothing),
         metrics=[
-            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+            # Against the rounded target: with soft targets an exact match (BinaryAccuracy) is never made.
+            keras.metrics.MeanMetricWrapper(rounded_accuracy, name="accuracy"),
             keras.metrics.AUC(from_logits=True, name="auc"),
         ],
     )
@@ -460,6 +470,20 @@ def main(argv: list[str] | None = None) -> int:
     cv_parser.add_argument("--fold-seed", type=int, default=5, help="seed of the patients' deal into folds")
     cv_parser.add_argument("--out", default="out/crossvalidation")
     add_recipe_arguments(cv_parser, epochs=12)
+    cv_parser.add_argument(
+        "--soft-targets",
+        type=float,
+        default=0.0,
+        help="share of each training cell's target taken from a nested out-of-fold teacher (0: off; "
+        "worker.training.soft_targets; cross-validation only: it did not win)",
+    )
+    cv_parser.add_argument(
+        "--drop-disputed",
+        type=float,
+        default=0.0,
+        help="leave out of training the cells whose label a nested out-of-fold teacher gives a probability "
+        "under this (0: off; cross-validation only: it did not win)",
+    )
     score_parser = commands.add_parser(
         "crossvalidate-score", help="score cross-validated methods with patient-resampled intervals"
     )
