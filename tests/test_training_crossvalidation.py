@@ -132,3 +132,15 @@ def test_disputed_cells_are_those_whose_label_the_teacher_finds_very_unlikely():
     teacher[:3] = [-6.0, 6.0, 0.0]
     labels[:3] = [1.0, 0.0, 1.0]  # disputed both ways, and one the teacher cannot call
     assert disputed(labels, teacher, 0.05).tolist() == [True, True] + [False] * 398
+
+
+def test_the_model_card_records_the_training_cpu_and_its_instruction_sets():
+    from worker.training.train import training_cpu
+
+    cpuinfo = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse avx avx2 avx512f amx_tile\n"
+    assert training_cpu(cpuinfo) == {
+        "model": "Intel(R) Xeon(R) Processor",
+        "instruction_sets": ["avx2", "avx512f", "amx_tile"],
+    }
+    assert training_cpu("") == {"model": "unknown", "instruction_sets": []}
+    assert set(training_cpu()) == {"model", "instruction_sets"}

@@ -45,6 +45,26 @@ def parse_stages(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(tuple(int(part) for part in stage.split("x")) for stage in text.split(","))  # type: ignore[misc]
 
 
+def training_cpu(cpuinfo: str | None = None) -> dict:
+    """The CPU that trained the model: oneDNN picks its kernels by instruction set, and the same seed and
+    code give other weights on a CPU with another one (measured: AVX2 against AVX-512, docs/decisions.md),
+    so a retrain reproduces the shipped weights bit for bit only where these match."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line and line.split(":", 1)[0].strip())
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {
+        "model": fields.get("model name", "unknown"),
+        "instruction_sets": [
+            isa for isa in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if isa in flags
+        ],
+    }
+
+
 def predict_logits(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     # Called directly rather than through model.predict, which hangs here after fit on a repeated dataset.
     return np.concatenate(
@@ -223,6 +243,7 @@ def train(args: argparse.Namespace) -> dict:
         },
         "training": {
             "seed": args.seed,
+            "cpu": training_cpu(),
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             "batch_size": args.batch_size,
