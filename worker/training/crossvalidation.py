@@ -177,7 +177,7 @@ def crossvalidate(args: argparse.Namespace) -> OutOfFold:
 
 def cached_teacher_logits(args, images, labels, groups, fold: int, started: float) -> np.ndarray:
     """Teachers for the cells outside `fold`, nested: each fitted on the other training folds only, so no
-    teacher has seen the held-out fold. Kept on disk by recipe, so several alphas share one set."""
+    teacher has seen the held-out fold. Kept on disk by recipe and cells, so several alphas share one set."""
     from worker.training.soft_targets import teacher_logits
 
     recipe = {
@@ -185,7 +185,11 @@ def cached_teacher_logits(args, images, labels, groups, fold: int, started: floa
         for key in ("size", "stem", "stages", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay")
         + ("ema", "label_smoothing", "mixup", "seed", "folds", "fold_seed", "split_seed")
     }
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    # The cells too, so a cache left by another data folder is never taken for this one's.
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
+    for array in (images, labels, groups):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    key = digest.hexdigest()[:12]
     path = Path(args.out) / f"teachers-{key}-fold{fold}.npy"
     if path.exists():
         return np.load(path)
