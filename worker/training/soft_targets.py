@@ -42,8 +42,7 @@ def teacher_logits(
     from worker.training.crossvalidation import symmetric_views
     from worker.training.train import fit_network, predict_logits, training_stream
 
-    recipe = copy.copy(args)
-    recipe.soft_targets = 0.0  # a teacher learns from the labels as they are
+    recipe = copy.copy(args)  # a teacher learns from the labels as they are, with its own seed
     logits = np.zeros(len(labels), np.float32)
     for group in np.unique(groups):
         recipe.seed = args.seed + TEACHER_SEED_OFFSET + int(group)
