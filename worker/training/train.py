@@ -137,6 +137,7 @@ def train(args: argparse.Namespace) -> dict:
     )
     epochs_run = len(history.history["loss"])
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
+    kept = f"epoch {best_epoch} (lowest validation loss)" if args.patience > 0 else f"epoch {epochs_run} (final)"
 
     # Calibration, threshold and band: validation patients only (the first rows of the validation set).
     all_validation_logits = predict_logits(model, x_validation)
@@ -246,6 +247,7 @@ def train(args: argparse.Namespace) -> dict:
             "cpu": training_cpu(),
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,
+            "weights_kept": kept,
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "weight_decay": args.weight_decay,
@@ -329,7 +331,8 @@ def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, valid
     The recipe: AdamW with a warm-up and a cosine schedule decayed to zero over args.epochs, the
     augmentation of worker.training.augmentation, and optionally label smoothing, mixup (Zhang et al.
     2018, within the batch) and an exponential moving average of the weights (what is kept at the end).
-    Without validation data nothing stops it early: it runs the whole schedule.
+    Unless args.patience asks for early stopping on the validation data, it runs the whole schedule and
+    keeps the final weights: that is what cross-validation measures (docs/model.md, run 60).
     """
     import keras
     import tensorflow as tf
@@ -395,7 +398,7 @@ def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, valid
                 self.model.stop_training = True
 
     callbacks: list = [Progress()]
-    if validation is not None:
+    if validation is not None and getattr(args, "patience", 0) > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
         )
@@ -478,7 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     train_parser.add_argument("--version", default=dt.date.today().strftime("cnn-%Y.%m.%d"))
     add_recipe_arguments(train_parser)
     train_parser.add_argument(
-        "--patience", type=int, default=30, help="epochs without a better validation loss before stopping"
+        "--patience",
+        type=int,
+        default=0,
+        help="stop after this many epochs without a better validation loss and keep the best weights "
+        "(0: run the whole schedule and keep the final weights, as cross-validation does)",
     )
 
     cv_parser = commands.add_parser(
