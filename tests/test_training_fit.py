@@ -23,7 +23,20 @@ def fitted(patience: int, epochs: int = 4):
     parser = argparse.ArgumentParser()
     add_recipe_arguments(parser)
     args = parser.parse_args(
-        ["--epochs", str(epochs), "--batch-size", "16", "--stem", "8", "--stages", "8x1", "--learning-rate", "0.03", "--dropout", "0"]
+        [
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "16",
+            "--stem",
+            "8",
+            "--stages",
+            "8x1",
+            "--learning-rate",
+            "0.03",
+            "--dropout",
+            "0",
+        ]
     )
     args.patience = patience
     rng = np.random.default_rng(0)
