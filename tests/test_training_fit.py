@@ -65,3 +65,11 @@ def test_with_patience_training_stops_early_and_keeps_the_best_epoch():
     assert len(val_loss) < 4
     assert kept_loss == pytest.approx(min(val_loss), rel=1e-4)
     assert kept_loss < val_loss[-1]
+
+
+def test_the_logged_accuracy_rounds_soft_targets_to_the_side_they_lean_to():
+    from worker.training.train import rounded_accuracy
+
+    targets = np.array([[1.0], [0.8], [0.3], [0.0], [0.9]], np.float32)
+    logits = np.array([[2.0], [0.5], [-1.0], [3.0], [-0.2]], np.float32)
+    assert np.asarray(rounded_accuracy(targets, logits)).tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
