@@ -117,6 +117,10 @@ def risk_coverage(probabilities: np.ndarray, labels: np.ndarray, threshold: floa
         }
 
 
+# Shares of cells kept (the rest set aside as uncertain) at which the accuracy is reported.
+COVERAGES = (0.8, 0.9, 0.95)
+
+
 def accuracy_at_coverage(probabilities: np.ndarray, labels: np.ndarray, threshold: float, coverage: float) -> float:
     """Accuracy on the `coverage` share of cells the model is surest of (at least one cell)."""
     curve = risk_coverage(probabilities, labels, threshold)
@@ -164,4 +168,9 @@ def cell_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float
         "fn": fn,
         "uncertain_fraction": float(uncertain.mean()),
         "confident_accuracy": ratio(int(((predicted == labels) & ~uncertain).sum()), int((~uncertain).sum())),
+        # Issue 9's risk-coverage figures: what a reviewer's band of a given width leaves to the model.
+        "accuracy_at_coverage": {str(c): accuracy_at_coverage(probabilities, labels, threshold, c) for c in COVERAGES},
+        "sensitivity_at_specificity_0995": sensitivity_at_specificity(probabilities, labels, 0.995)
+        if 0 < labels.sum() < n
+        else float("nan"),
     }

@@ -13,16 +13,8 @@ import numpy as np
 
 from worker.serving.engine import CellClassification, CellClassifier
 from worker.serving.model_card import load_model_card
-from worker.training.calibration import (
-    accuracy_at_coverage,
-    cell_metrics,
-    risk_coverage,
-    sensitivity_at_specificity,
-)
+from worker.training.calibration import COVERAGES, cell_metrics, risk_coverage
 from worker.training.dataset import LABELS, list_cells
-
-# Shares of cells kept (the rest set aside as uncertain) at which the accuracy is reported.
-COVERAGES = (0.8, 0.9, 0.95)
 
 
 def evaluate(*, data: str, model_dir: str, out: str, split: str = "all") -> dict:
@@ -43,10 +35,6 @@ def evaluate(*, data: str, model_dir: str, out: str, split: str = "all") -> dict
     labels = np.array([cell.label for cell, _ in kept])
     probabilities = np.array([r.probability for _, r in kept])
     metrics = cell_metrics(probabilities, labels, card.threshold, card.uncertain_band)
-    metrics["accuracy_at_coverage"] = {
-        str(c): accuracy_at_coverage(probabilities, labels, card.threshold, c) for c in COVERAGES
-    }
-    metrics["sensitivity_at_specificity_0995"] = sensitivity_at_specificity(probabilities, labels, 0.995)
     metrics.update(
         {
             "threshold": card.threshold,
