@@ -331,8 +331,9 @@ def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, valid
     The recipe: AdamW with a warm-up and a cosine schedule decayed to zero over args.epochs, the
     augmentation of worker.training.augmentation, and optionally label smoothing, mixup (Zhang et al.
     2018, within the batch) and an exponential moving average of the weights (what is kept at the end).
-    Unless args.patience asks for early stopping on the validation data, it runs the whole schedule and
-    keeps the final weights: that is what cross-validation measures (docs/model.md, run 60).
+    With args.patience (train's default, the shipped recipe) it stops on the validation loss and keeps the
+    best epoch's weights; without (cross-validation, or train --patience 0) it runs the whole schedule and
+    keeps the final weights.
     """
     import keras
     import tensorflow as tf
@@ -483,9 +484,10 @@ def main(argv: list[str] | None = None) -> int:
     train_parser.add_argument(
         "--patience",
         type=int,
-        default=0,
-        help="stop after this many epochs without a better validation loss and keep the best weights "
-        "(0: run the whole schedule and keep the final weights, as cross-validation does)",
+        default=30,
+        help="stop after this many epochs without a better validation loss and keep the best weights, as "
+        "the shipped model was trained (0: run the whole schedule and keep the final weights, as "
+        "cross-validation does; tried 2026-11-29 and not shipped, docs/model.md)",
     )
 
     cv_parser = commands.add_parser(
