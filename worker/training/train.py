@@ -409,6 +409,7 @@ def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, valid
         epochs=args.epochs,
         validation_data=validation,
         validation_batch_size=512,
+        shuffle=False,  # the stream shuffles itself (training_stream); Keras would only warn that it ignores it
         callbacks=callbacks,
         verbose=0,
     )
