@@ -73,3 +73,20 @@ def test_the_logged_accuracy_rounds_soft_targets_to_the_side_they_lean_to():
     targets = np.array([[1.0], [0.8], [0.3], [0.0], [0.9]], np.float32)
     logits = np.array([[2.0], [0.5], [-1.0], [3.0], [-0.2]], np.float32)
     assert np.asarray(rounded_accuracy(targets, logits)).tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_a_network_past_its_minutes_stops_at_the_end_of_the_epoch(capsys):
+    import tensorflow as tf
+
+    from worker.training.train import add_recipe_arguments, fit_network
+
+    parser = argparse.ArgumentParser()
+    add_recipe_arguments(parser)
+    args = parser.parse_args(["--epochs", "3", "--batch-size", "16", "--stem", "8", "--stages", "8x1"])
+    args.max_minutes = 0.0
+    images = np.zeros((32, 48, 48, 3), np.uint8)
+    stream = tf.data.Dataset.from_tensor_slices((images, np.zeros(32, np.float32))).repeat()
+    _, history = fit_network(args, stream, 2, started=time.monotonic())
+    assert len(history.history["loss"]) == 1
+    assert "0.0-minute training budget is spent" in capsys.readouterr().out

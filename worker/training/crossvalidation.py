@@ -141,7 +141,8 @@ def crossvalidate(args: argparse.Namespace) -> OutOfFold:
                     targets = soft_targets(targets, teachers, args.soft_targets)
                 keras.utils.set_random_seed(args.seed + fold)
             stream, steps = training_stream(args, x, targets)
-            model, _ = fit_network(args, stream, steps, started=started)
+            # --max-minutes guards each network, not the whole run: a run past it must not cut later folds short.
+            model, _ = fit_network(args, stream, steps, started=time.monotonic())
             held_out = to_network_input(images[~fitting])
             for v, view in enumerate(symmetric_views(held_out)):
                 logits[s, ~fitting, v] = predict_logits(model, np.ascontiguousarray(view))

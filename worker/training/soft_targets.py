@@ -49,7 +49,7 @@ def teacher_logits(
         keras.utils.set_random_seed(recipe.seed)
         fitting = groups != group
         stream, steps = training_stream(recipe, images[fitting], labels[fitting])
-        model, _ = fit_network(recipe, stream, steps, started=started)
+        model, _ = fit_network(recipe, stream, steps, started=time.monotonic())  # the budget is each network's
         held_out = to_network_input(images[~fitting])
         views = [predict_logits(model, np.ascontiguousarray(view)) for view in symmetric_views(held_out)]
         logits[~fitting] = np.mean(views, axis=0)

@@ -457,7 +457,12 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, epochs: int = 30) -
     parser.add_argument("--ema", type=float, default=0.0, help="momentum of a moving average of the weights (0: off)")
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--mixup", type=float, default=0.0, help="alpha of mixup's Beta(alpha, alpha) (0: off)")
-    parser.add_argument("--max-minutes", type=float, default=40.0)
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=60.0,
+        help="stop a network's training after this many minutes (issue 9's budget for make train)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--split-seed", type=int, default=20181)
 
