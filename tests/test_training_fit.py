@@ -1,6 +1,7 @@
-"""The training loop keeps the weights cross-validation measured: the final epoch's, unless early stopping
-is asked for. A tiny network on synthetic cells, whose validation labels are the training labels flipped,
-so every epoch that fits the training data better makes the validation loss worse.
+"""The training loop (worker.training.train.fit_network): which weights it keeps, when its time budget
+stops it, and the accuracy it logs. Tiny networks on synthetic cells; for the weights, the validation labels
+are the training labels flipped, so every epoch that fits the training data better makes the validation
+loss worse, and the final epoch is never the best.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ def fitted(patience: int, epochs: int = 4):
             "0",
         ]
     )
-    args.patience = patience
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 32)
     # Parasitized cells carry a dark blot, as a stained parasite does; the network can learn it in a few steps.
@@ -47,7 +47,7 @@ def fitted(patience: int, epochs: int = 4):
     stream = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.float32))).shuffle(64, seed=1).repeat()
     flipped = (1 - labels).astype(np.float32)
     validation = (to_network_input(images), flipped, np.ones(64, np.float32))
-    model, history = fit_network(args, stream, 12, validation=validation, started=time.monotonic())
+    model, history = fit_network(args, stream, 12, validation=validation, patience=patience, started=time.monotonic())
     return model, history.history["val_loss"], float(model.evaluate(*validation[:2], verbose=0)[0])
 
 

@@ -133,7 +133,12 @@ def train(args: argparse.Namespace) -> dict:
     }
     stream, steps_per_epoch = training_stream(args, x_train, y_train, train_chips)
     model, history = fit_network(
-        args, stream, steps_per_epoch, validation=(x_validation, y_validation, w_validation), started=started
+        args,
+        stream,
+        steps_per_epoch,
+        validation=(x_validation, y_validation, w_validation),
+        patience=args.patience,
+        started=started,
     )
     epochs_run = len(history.history["loss"])
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
@@ -325,15 +330,17 @@ def rounded_accuracy(targets, logits):
     return keras.ops.cast(keras.ops.equal(keras.ops.reshape(targets, (-1,)) > 0.5, called), "float32")
 
 
-def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, validation=None, started: float):
+def fit_network(
+    args: argparse.Namespace, stream, steps_per_epoch: int, *, validation=None, patience: int = 0, started: float
+):
     """Build the network and fit it on the stream with the recipe in args; returns (model, history).
 
     The recipe: AdamW with a warm-up and a cosine schedule decayed to zero over args.epochs, the
     augmentation of worker.training.augmentation, and optionally label smoothing, mixup (Zhang et al.
     2018, within the batch) and an exponential moving average of the weights (what is kept at the end).
-    With args.patience (train's default, the shipped recipe) it stops on the validation loss and keeps the
-    best epoch's weights; without (cross-validation, or train --patience 0) it runs the whole schedule and
-    keeps the final weights.
+    With validation data and a patience (train's default, the shipped recipe) it stops on the validation
+    loss and keeps the best epoch's weights; otherwise (cross-validation, or train --patience 0) it runs the
+    whole schedule and keeps the final weights.
     """
     import keras
     import tensorflow as tf
@@ -399,9 +406,9 @@ def fit_network(args: argparse.Namespace, stream, steps_per_epoch: int, *, valid
                 self.model.stop_training = True
 
     callbacks: list = [Progress()]
-    if validation is not None and getattr(args, "patience", 0) > 0:
+    if validation is not None and patience > 0:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
         )
     history = model.fit(
         train_data,
