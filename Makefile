@@ -82,8 +82,8 @@ format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Trains on NIH cells and IML field chips, calibrates and writes worker/model/ (12-13 minutes on 2 AVX-512 cores;
-# an AVX2-only host takes about twice as long: docs/model.md).
+# Trains on NIH cells and IML field chips, calibrates and writes worker/model/ (11.8-13.2 minutes on earlier
+# sessions' 2 cores, 11.8 on AVX-512 with AMX; an AVX2-only host takes about twice as long: docs/model.md).
 train: install-dev
 	$(PY) -m worker.training train --data $(DATA) --fields $(FIELDS)
 
