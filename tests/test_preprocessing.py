@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worker.serving.preprocessing import CellImageError, prepare_cell
+from worker.serving.preprocessing import CellImageError, decode_plain_png, prepare_cell, prepare_cell_uint8
 
 pytestmark = pytest.mark.pure
 
@@ -95,3 +95,71 @@ def png_header_only(width: int, height: int) -> bytes:
 def test_bad_input_is_a_clear_typed_error(data, message):
     with pytest.raises(CellImageError, match=message):
         prepare_cell(data, SIZE)
+
+
+# -- the serving path's fast PNG decoder (OpenCV) against Pillow ----------------------------------------------
+def pillow_only(data: bytes, size: int = SIZE) -> np.ndarray:
+    """The reference: a PIL image always takes Pillow's path through prepare_cell_uint8."""
+    return prepare_cell_uint8(Image.open(io.BytesIO(data)), size)
+
+
+def png_kinds() -> dict[str, tuple[bytes, bool]]:
+    """Every kind of PNG an upload can be, and whether the fast decoder should take it."""
+    rgb = cell_like("RGB", (131, 117))
+    rgb.putpixel((40, 50), (1, 254, 77))  # not only the three flat colours of cell_like
+
+    def png(image, **options):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", **options)
+        return buffer.getvalue()
+
+    return {
+        "rgb": (png(rgb), True),
+        "rgb-uncompressed": (png(rgb, compress_level=0), True),
+        "rgb-optimized": (png(rgb, optimize=True), True),
+        "grey": (png(rgb.convert("L")), True),
+        "square": (png(rgb.resize((97, 97))), True),
+        "one-pixel": (png(Image.new("RGB", (1, 1), (12, 200, 33))), True),
+        "thin": (png(rgb.resize((5, 300))), True),
+        "rgb-transparent-colour": (png(rgb, transparency=(0, 0, 0)), False),
+        "grey-transparent-level": (png(rgb.convert("L"), transparency=0), False),
+        "rgba": (png(cell_like("RGBA")), False),
+        "grey-alpha": (png(cell_like("LA")), False),
+        "palette": (png(cell_like("P")), False),
+        "palette-transparent": (png(cell_like("P"), transparency=0), False),
+        "16-bit": (png(cell_like("I;16")), False),
+        "1-bit": (png(cell_like("1")), False),
+    }
+
+
+@pytest.mark.parametrize("kind", list(png_kinds()))
+def test_the_fast_png_decoder_gives_pillows_pixels_or_leaves_the_file_to_pillow(kind):
+    data, plain = png_kinds()[kind]
+    assert (decode_plain_png(data) is not None) == plain
+    np.testing.assert_array_equal(prepare_cell_uint8(data, SIZE), pillow_only(data))
+    if plain:
+        np.testing.assert_array_equal(decode_plain_png(data), np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+
+
+def test_real_cells_decode_to_pillows_pixels():
+    from tests.cells import as_png, shared_cells_or_skip
+    from worker.training.dataset import list_cells
+
+    cells = list_cells(shared_cells_or_skip())
+    pngs = [as_png(cell.path) for cell in cells[:: len(cells) // 300][:300]]
+    assert all(decode_plain_png(data) is not None for data in pngs)  # the fast path is the one measured
+    for data in pngs:
+        np.testing.assert_array_equal(prepare_cell_uint8(data, 48), pillow_only(data, 48))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        encode(cell_like("RGB"))[:200],  # cut inside the image data
+        png_header_only(30000, 30000),  # more pixels than a cell: never given to OpenCV
+        encode(cell_like("RGB"))[:16] + b"\0" * 17 + encode(cell_like("RGB"))[33:],  # a damaged header
+    ],
+    ids=["truncated", "bomb", "damaged-header"],
+)
+def test_damaged_or_oversized_pngs_are_left_to_pillow(data):
+    assert decode_plain_png(data) is None

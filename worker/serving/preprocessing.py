@@ -7,8 +7,11 @@ padded to a square with black (the background of a cropped cell) so its shape is
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -79,9 +82,63 @@ def pad_to_square(image: Image.Image) -> Image.Image:
     return square
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PLAIN_PNG_COLOUR_TYPES = (0, 2)  # greyscale and RGB: no palette, no alpha
+
+
+def decode_plain_png(data: bytes) -> np.ndarray | None:
+    """An 8-bit greyscale or RGB PNG without transparency, decoded by OpenCV to (h, w, 3) RGB; None otherwise.
+
+    The serving path's fast decoder (issue 9): PNG is lossless, so for these files OpenCV's libpng gives
+    Pillow's pixels exactly (tests/test_preprocessing.py checks every kind), and it releases the GIL while
+    decoding, so the engine's threads decode in parallel (pyspng was as fast on one thread but holds the
+    GIL: docs/decisions.md). Anything else (palette, alpha, 16 bits, a tRNS chunk, JPEG, damaged headers)
+    returns None and goes to Pillow, which also stays the gatekeeper of uploads.
+    """
+    # Signature, then IHDR (length 13): width, height, bit depth, colour type, then the chunks before IDAT.
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if depth != 8 or colour not in PLAIN_PNG_COLOUR_TYPES or not 0 < width * height <= MAX_PIXELS:
+        return None
+    if zlib.crc32(data[12:29]) != struct.unpack(">I", data[29:33])[0]:
+        return None
+    offset = 33
+    while offset + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        if kind == b"IDAT":
+            break
+        if kind == b"tRNS":  # a transparent colour: Pillow's rules for it apply
+            return None
+        offset += 12 + length
+    else:
+        return None
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
+    if pixels is None or pixels.shape[:2] != (height, width):
+        return None  # damaged: Pillow gives the error its wording
+    return pixels
+
+
+def pad_array_to_square(pixels: np.ndarray) -> np.ndarray:
+    """pad_to_square for an (h, w, 3) array: the same offsets, so the same pixels."""
+    height, width = pixels.shape[:2]
+    if height == width:
+        return pixels
+    side = max(height, width)
+    square = np.zeros((side, side, 3), np.uint8)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[top : top + height, left : left + width] = pixels
+    return square
+
+
 def prepare_cell_uint8(data: bytes | Image.Image, size: int) -> np.ndarray:
     """Bytes or a PIL image in; a (size, size, 3) uint8 array out (compact: caches and batches)."""
-    image = pad_to_square(to_rgb(open_cell_image(data)))
+    pixels = decode_plain_png(data) if isinstance(data, bytes) else None
+    if pixels is not None:
+        image = Image.fromarray(pad_array_to_square(pixels))
+    else:
+        image = pad_to_square(to_rgb(open_cell_image(data)))
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(image, dtype=np.uint8)
