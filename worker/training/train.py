@@ -3,13 +3,15 @@
     python -m worker.training train --data ../shared/datasets/nih-malaria-cells \
         [--fields ../shared/datasets/iml-malaria-fields] [--out worker/model]
     python -m worker.training evaluate --data DIR [--model worker/model] [--out out/evaluation]
+    python -m worker.training export --model worker/model --data DIR --fields DIR --out DIR --version V
+    python -m worker.training measure --model worker/model --data DIR --fields DIR
 
 Training splits NIH cells by patient and boxed fields by block, fits on the train patients and the chips
 the served detector cuts from the train blocks' fields, stops early on validation loss, then calibrates
 (temperature, on NIH validation patients: a probability means what it meant for single cells), chooses
 the single-cell threshold and band on NIH validation patients and the field threshold and band on the
-validation blocks, measures the test patients and test blocks, and writes the weights, the LiteRT model
-the engine serves, and the model card.
+validation blocks, measures the test patients and test blocks (all of it through the exported LiteRT
+file the engine serves), and writes the weights, that file and the model card.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +38,7 @@ from worker.training.calibration import (
     threshold_for_specificity,
 )
 from worker.training.dataset import cached_arrays, list_cells, manifest_digest, split_patients
-from worker.training.field_chips import CHIPS_VERSION, cached_field_chips, fields_digest, split_blocks
+from worker.training.field_chips import CHIPS_VERSION, FieldChips, cached_field_chips, fields_digest, split_blocks
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -72,19 +75,26 @@ def predict_logits(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     )
 
 
-def train(args: argparse.Namespace) -> dict:
-    import keras
-    import tensorflow as tf
+@dataclass
+class DevelopmentData:
+    """NIH cells split by patient and, optionally, IML field chips split by block, as uint8 arrays."""
 
-    from worker.training.export import export_litert
+    cells: list
+    split: dict  # patients by role: train / validation / test
+    images: np.ndarray
+    labels: np.ndarray
+    members: dict  # role -> boolean mask over cells
+    chips: FieldChips | None = None
+    block_split: dict | None = None  # blocks by role
+    on: dict | None = None  # role -> boolean mask over chips
 
-    started = time.monotonic()
-    keras.utils.set_random_seed(args.seed)
-    tf.config.experimental.enable_op_determinism()
 
-    cells = list_cells(args.data)
-    split = split_patients(cells, seed=args.split_seed)
-    images, labels = cached_arrays(cells, args.size)
+def load_development_data(
+    data: str, fields: str | None, *, size: int, split_seed: int, block_seed: int
+) -> DevelopmentData:
+    cells = list_cells(data)
+    split = split_patients(cells, seed=split_seed)
+    images, labels = cached_arrays(cells, size)
     patients = np.array([cell.patient for cell in cells])
     members = {name: np.isin(patients, sorted(group)) for name, group in split.items()}
     print(
@@ -92,15 +102,10 @@ def train(args: argparse.Namespace) -> dict:
         + ", ".join(f"{name} {int(mask.sum())} cells / {len(split[name])} patients" for name, mask in members.items()),
         flush=True,
     )
-
-    x_train, y_train = images[members["train"]], labels[members["train"]]
-    x_validation = to_network_input(images[members["validation"]])
-    y_validation = labels[members["validation"]].astype(np.float32)
-    w_validation = np.ones(len(y_validation), np.float32)
-    chips = block_split = train_chips = None
-    if args.fields:
-        chips = cached_field_chips(args.fields, args.size)
-        block_split = split_blocks(chips.blocks, seed=args.block_seed)
+    development = DevelopmentData(cells=cells, split=split, images=images, labels=labels, members=members)
+    if fields:
+        chips = cached_field_chips(fields, size)
+        block_split = split_blocks(chips.blocks, seed=block_seed)
         on = {name: np.isin(chips.blocks, sorted(group)) for name, group in block_split.items()}
         print(
             f"fields: {len(chips.labels)} chips ({int(chips.labels.sum())} parasitized) from "
@@ -112,6 +117,179 @@ def train(args: argparse.Namespace) -> dict:
             ),
             flush=True,
         )
+        development.chips, development.block_split, development.on = chips, block_split, on
+    return development
+
+
+def served_logits(network, images: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Logits of uint8 cells through the LiteRT file that is served, converted a chunk at a time."""
+    return np.concatenate(
+        [network.logits(to_network_input(images[i : i + chunk])) for i in range(0, len(images), chunk)]
+        or [np.zeros(0, np.float32)]
+    )
+
+
+def calibrate(network, development: DevelopmentData, *, field_specificity: float) -> dict:
+    """The card's calibration, thresholds and bands, from validation data through the served file.
+
+    Temperature, the single-cell threshold and band come from NIH validation patients (a probability means
+    what it meant for single cells); the field threshold (at least field_specificity of the uninfected chips
+    right: a parasitemia needs few false calls) and its band from the validation blocks' chips.
+    """
+    validation = development.members["validation"]
+    labels = development.labels[validation]
+    logits = served_logits(network, development.images[validation])
+    temperature = fit_temperature(logits, labels)
+    probability = calibrated_probability(logits, temperature)
+    threshold = choose_threshold(probability, labels)
+    calibration: dict = {
+        "temperature": temperature,
+        "threshold": threshold,
+        "uncertain_band": list(choose_uncertain_band(probability, labels, threshold)),
+    }
+    chips, on = development.chips, development.on
+    if chips is not None and on is not None:
+        field_labels = chips.labels[on["validation"]]
+        field_probability = calibrated_probability(served_logits(network, chips.images[on["validation"]]), temperature)
+        field_threshold = threshold_for_specificity(field_probability, field_labels, field_specificity)
+        calibration.update(
+            {
+                "validated_on_fields": True,
+                "field_specificity": field_specificity,
+                "field_threshold": field_threshold,
+                "field_uncertain_band": list(
+                    choose_uncertain_band(field_probability, field_labels, field_threshold, balanced=True)
+                ),
+            }
+        )
+    return calibration
+
+
+def measure(network, development: DevelopmentData, calibration: dict) -> dict:
+    """A card's figures and the result rule's false-positive rates at its calibration, through the served file.
+
+    Validation data gives the rates (worker.serving.results); test patients and test blocks are only measured.
+    """
+    members, labels = development.members, development.labels
+    temperature, threshold = calibration["temperature"], calibration["threshold"]
+    band = tuple(calibration["uncertain_band"])
+    probability = {
+        name: calibrated_probability(served_logits(network, development.images[members[name]]), temperature)
+        for name in ("validation", "test")
+    }
+    metrics = {name: cell_metrics(probability[name], labels[members[name]], threshold, band) for name in probability}
+    rates = {
+        "cells": false_positive_counts(
+            probability["validation"],
+            labels[members["validation"]],
+            threshold,
+            band,
+            f"NIH validation patients ({len(development.split['validation'])})",
+        )
+    }
+    chips, on = development.chips, development.on
+    if (
+        chips is not None
+        and on is not None
+        and development.block_split is not None
+        and "field_threshold" in calibration
+    ):
+        field_threshold, field_band = calibration["field_threshold"], tuple(calibration["field_uncertain_band"])
+        chip_probability = {
+            name: calibrated_probability(served_logits(network, chips.images[on[name]]), temperature)
+            for name in ("validation", "test")
+        }
+        metrics["fields"] = {
+            name: field_metrics(
+                chip_probability[name], chips.labels[on[name]], chips.stages[on[name]], field_threshold, field_band
+            )
+            for name in chip_probability
+        }
+        # The single-cell threshold on field chips, for comparison (what serving fields with it would give).
+        metrics["fields"]["test_at_cell_threshold"] = field_metrics(
+            chip_probability["test"], chips.labels[on["test"]], chips.stages[on["test"]], threshold, band
+        )
+        rates["fields"] = false_positive_counts(
+            chip_probability["validation"],
+            chips.labels[on["validation"]],
+            field_threshold,
+            field_band,
+            f"field chips of validation blocks {sorted(development.block_split['validation'])}",
+        )
+    return {"false_positive_rates": rates, "metrics": metrics}
+
+
+def calibrate_and_measure(network, development: DevelopmentData, *, field_specificity: float) -> dict:
+    """What a new card records: calibrate, then measure at that calibration."""
+    calibration = calibrate(network, development, field_specificity=field_specificity)
+    return {**calibration, **measure(network, development, calibration)}
+
+
+def training_data_card(development: DevelopmentData, args: argparse.Namespace) -> dict:
+    card: dict = {
+        "manifest_sha256": manifest_digest(development.cells),
+        "cells": len(development.cells),
+        "split_seed": args.split_seed,
+        "patients": {name: sorted(group) for name, group in development.split.items()},
+    }
+    if development.chips is not None and development.block_split is not None:
+        card["fields"] = {
+            "annotations_sha256": fields_digest(args.fields),
+            "chips": len(development.chips.labels),
+            "chips_version": CHIPS_VERSION,
+            "block_seed": args.block_seed,
+            "blocks": {name: sorted(group) for name, group in development.block_split.items()},
+            "share_of_batch": args.field_share,
+            "parasitized_share_of_batch": args.field_positive_share,
+        }
+    return card
+
+
+def card_summary(card: dict) -> dict:
+    """The last line train and export print: what a person checks first."""
+    metrics = card["metrics"]
+    summary = {
+        "version": card["version"],
+        "temperature": round(card["temperature"], 4),
+        "threshold": round(card["threshold"], 4),
+        "uncertain_band": [round(b, 4) for b in card["uncertain_band"]],
+        **{f"validation_{k}": round(v, 4) for k, v in metrics["validation"].items() if isinstance(v, float)},
+        **{f"test_{k}": round(v, 4) for k, v in metrics["test"].items() if isinstance(v, float)},
+    }
+    if "fields" in metrics:
+        summary["field_threshold"] = round(card["field_threshold"], 4)
+        summary["field_uncertain_band"] = [round(b, 4) for b in card["field_uncertain_band"]]
+        for name in ("validation", "test"):
+            for key in ("sensitivity", "false_parasitized_per_1000", "auc", "uncertain_fraction"):
+                summary[f"fields_{name}_{key}"] = round(metrics["fields"][name][key], 4)
+        summary["confident_false_calls"] = {
+            kind: counts["confident"] for kind, counts in card["false_positive_rates"].items()
+        }
+    return summary
+
+
+def train(args: argparse.Namespace) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from worker.serving.engine import LiteRTNetwork
+    from worker.training.export import RUNTIMES, export_litert
+
+    started = time.monotonic()
+    keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    development = load_development_data(
+        args.data, args.fields, size=args.size, split_seed=args.split_seed, block_seed=args.block_seed
+    )
+    members, images, labels = development.members, development.images, development.labels
+    x_train, y_train = images[members["train"]], labels[members["train"]]
+    x_validation = to_network_input(images[members["validation"]])
+    y_validation = labels[members["validation"]].astype(np.float32)
+    w_validation = np.ones(len(y_validation), np.float32)
+    train_chips = None
+    chips, on = development.chips, development.on
+    if chips is not None and on is not None:
         train_chips = (chips.images[on["train"]], chips.labels[on["train"]])
         # Early stopping watches both: NIH validation cells as they are, and the validation blocks' chips
         # weighted to half as much again, the two classes equally (otherwise the 1 % infected vanish).
@@ -123,7 +301,6 @@ def train(args: argparse.Namespace) -> dict:
         x_validation = np.concatenate([x_validation, to_network_input(chips.images[on["validation"]])])
         y_validation = np.concatenate([y_validation, field_labels.astype(np.float32)])
         w_validation = np.concatenate([w_validation, field_weights.astype(np.float32)])
-    n_cells_validation = int(members["validation"].sum())
 
     architecture = {
         "version": ARCHITECTURE_VERSION,
@@ -144,109 +321,30 @@ def train(args: argparse.Namespace) -> dict:
     best_epoch = int(np.argmin(history.history["val_loss"])) + 1
     kept = f"epoch {best_epoch} (lowest validation loss)" if args.patience > 0 else f"epoch {epochs_run} (final)"
 
-    # Calibration, threshold and band: validation patients only (the first rows of the validation set).
-    all_validation_logits = predict_logits(model, x_validation)
-    validation_logits = all_validation_logits[:n_cells_validation]
-    y_validation = y_validation[:n_cells_validation]
-    temperature = fit_temperature(validation_logits, y_validation)
-    validation_probability = calibrated_probability(validation_logits, temperature)
-    threshold = choose_threshold(validation_probability, y_validation)
-    band = choose_uncertain_band(validation_probability, y_validation, threshold)
-
-    x_test = to_network_input(images[members["test"]])
-    test_logits = predict_logits(model, x_test)
-    test_probability = calibrated_probability(test_logits, temperature)
-    metrics = {
-        "validation": cell_metrics(validation_probability, y_validation, threshold, band),
-        "test": cell_metrics(test_probability, labels[members["test"]], threshold, band),
-    }
-    field_card: dict = {}
-    if chips is not None:
-        # Field chips: a threshold for what parasitemia needs (at least args.field_specificity of the
-        # uninfected chips of the validation blocks right) and a band weighing both classes equally.
-        field_probability = calibrated_probability(all_validation_logits[n_cells_validation:], temperature)
-        field_labels = chips.labels[on["validation"]]
-        field_threshold = threshold_for_specificity(field_probability, field_labels, args.field_specificity)
-        field_band = choose_uncertain_band(field_probability, field_labels, field_threshold, balanced=True)
-        test_field_probability = calibrated_probability(
-            predict_logits(model, to_network_input(chips.images[on["test"]])), temperature
-        )
-        metrics["fields"] = {
-            name: field_metrics(
-                probability, chips.labels[on[name]], chips.stages[on[name]], field_threshold, field_band
-            )
-            for name, probability in (("validation", field_probability), ("test", test_field_probability))
-        }
-        # The single-cell threshold on field chips, for comparison (what serving fields with it would give).
-        metrics["fields"]["test_at_cell_threshold"] = field_metrics(
-            test_field_probability, chips.labels[on["test"]], chips.stages[on["test"]], threshold, band
-        )
-        field_card = {
-            "validated_on_fields": True,
-            "field_threshold": field_threshold,
-            "field_uncertain_band": list(field_band),
-        }
-    # The sample result rule's false-positive rates (worker.serving.results), on validation data only.
-    rates = {
-        "cells": false_positive_counts(
-            validation_probability,
-            y_validation,
-            threshold,
-            band,
-            f"NIH validation patients ({len(split['validation'])})",
-        )
-    }
-    if chips is not None:
-        rates["fields"] = false_positive_counts(
-            field_probability,
-            field_labels,
-            field_threshold,
-            field_band,
-            f"field chips of validation blocks {sorted(block_split['validation'])}",
-        )
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     weights_name, tflite_name = "malaria_cnn.weights.h5", "malaria_cnn.tflite"
     model.save_weights(out / weights_name)
     export_litert(model, out / tflite_name)
+    # Calibrated and measured through the exported file: the card's figures are the served model's.
+    measured = calibrate_and_measure(
+        LiteRTNetwork(out / tflite_name, input_size=args.size),
+        development,
+        field_specificity=args.field_specificity,
+    )
     minutes = (time.monotonic() - started) / 60
     card = {
         "version": args.version,
         "architecture": architecture,
         "input_size": args.size,
         "preprocessing": PREPROCESSING_VERSION,
-        "runtime": "LiteRT (ai-edge-litert), fp32",
+        "runtime": RUNTIMES[False],
         "outputs": {
             "logit": "Parasitized logit before temperature",
             "cam": "class activation map of the last convolution",
         },
-        "temperature": temperature,
-        "threshold": threshold,
-        "uncertain_band": list(band),
-        **field_card,
-        "false_positive_rates": rates,
-        "training_data": {
-            "manifest_sha256": manifest_digest(cells),
-            "cells": len(cells),
-            "split_seed": args.split_seed,
-            "patients": {name: sorted(group) for name, group in split.items()},
-            **(
-                {
-                    "fields": {
-                        "annotations_sha256": fields_digest(args.fields),
-                        "chips": len(chips.labels),
-                        "chips_version": CHIPS_VERSION,
-                        "block_seed": args.block_seed,
-                        "blocks": {name: sorted(group) for name, group in block_split.items()},
-                        "share_of_batch": args.field_share,
-                        "parasitized_share_of_batch": args.field_positive_share,
-                    }
-                }
-                if chips is not None
-                else {}
-            ),
-        },
+        **measured,
+        "training_data": training_data_card(development, args),
         "training": {
             "seed": args.seed,
             "cpu": training_cpu(),
@@ -263,29 +361,13 @@ def train(args: argparse.Namespace) -> dict:
             "augmentation": "rotation 360, shear 0.15, zoom 0.9-1.1, shift 8%, flip; hue 0.04, saturation 0.7-1.3, "
             "brightness 0.8-1.2, channel gain 0.9-1.1, gamma 0.8-1.25",
         },
-        "metrics": metrics,
         "intended_use": "Screening aid for trained microscopists reading Giemsa-stained thin blood smears; "
         "not a diagnosis.",
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": {"weights": {"name": weights_name}, "tflite": {"name": tflite_name}},
     }
     write_model_card(out, card)
-    summary = {
-        "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
-        "minutes": round(minutes, 1),
-        "temperature": round(temperature, 4),
-        "threshold": round(threshold, 4),
-        "uncertain_band": [round(b, 4) for b in band],
-        **{f"validation_{k}": round(v, 4) for k, v in metrics["validation"].items() if isinstance(v, float)},
-        **{f"test_{k}": round(v, 4) for k, v in metrics["test"].items() if isinstance(v, float)},
-    }
-    if field_card:
-        summary["field_threshold"] = round(field_card["field_threshold"], 4)
-        summary["field_uncertain_band"] = [round(b, 4) for b in field_card["field_uncertain_band"]]
-        for name in ("validation", "test"):
-            for key in ("sensitivity", "false_parasitized_per_1000", "auc", "uncertain_fraction"):
-                summary[f"fields_{name}_{key}"] = round(metrics["fields"][name][key], 4)
+    summary = {"epochs_run": epochs_run, "best_epoch": best_epoch, "minutes": round(minutes, 1), **card_summary(card)}
     print(json.dumps(summary))
     return summary
 
@@ -540,6 +622,26 @@ def main(argv: list[str] | None = None) -> int:
     score_parser.add_argument("--samples", type=int, default=1000, help="patient resamples for the intervals")
     score_parser.add_argument("--out", default="out/crossvalidation")
 
+    export_parser = commands.add_parser(
+        "export",
+        help="export a trained model's weights to a new model folder and re-derive its card, without training",
+    )
+    export_parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="the trained model's folder")
+    export_parser.add_argument("--data", required=True, help="the NIH cells it was trained on")
+    export_parser.add_argument("--fields", default=None, help="the boxed fields it was trained on, if any")
+    export_parser.add_argument("--out", required=True, help="a new, empty folder for the exported model")
+    export_parser.add_argument("--version", required=True, help="the exported model's version (a new name)")
+    export_parser.add_argument(
+        "--int8-weights", action="store_true", help="store the weights as int8 (tried 2026-11-29, not shipped)"
+    )
+
+    measure_parser = commands.add_parser(
+        "measure", help="measure a card's figures again from its files, at its own calibration, into its card"
+    )
+    measure_parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (with model_card.json)")
+    measure_parser.add_argument("--data", required=True, help="the NIH cells it was trained on")
+    measure_parser.add_argument("--fields", default=None, help="the boxed fields it was trained on, if any")
+
     evaluate_parser = commands.add_parser("evaluate", help="measure a model on a folder of labelled cells")
     evaluate_parser.add_argument("--data", required=True, help="folder with Parasitized/ and Uninfected/")
     evaluate_parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (with model_card.json)")
@@ -554,6 +656,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args)
+    elif args.command == "export":
+        from worker.training.export import export_command
+
+        export_command(args)
+    elif args.command == "measure":
+        from worker.training.card_figures import measure_command
+
+        measure_command(args)
     elif args.command == "crossvalidate":
         from worker.training.crossvalidation import crossvalidate
 
