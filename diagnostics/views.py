@@ -420,5 +420,10 @@ def sample_review(request, sample_id: int):
 def model_card(request):
     """Public: what the served model is and how well it did on patients it never saw. No lab data."""
     served = served_model()
-    context = {"section": "model", "served": served, "card": served.card.data if served.card else None}
+    context = {
+        "section": "model",
+        "served": served,
+        "card": served.card.data if served.card else None,
+        "coverages": [("0.8", "80 %"), ("0.9", "90 %"), ("0.95", "95 %")],  # worker.training.calibration.COVERAGES
+    }
     return render(request, "diagnostics/model_card.html", context, status=200 if served.card else 503)

@@ -293,6 +293,10 @@ def test_the_model_card_page_shows_the_validated_figures(clinician_client):
     assert f"Accuracy {card['metrics']['validation']['accuracy'] * 100:.1f} %" in page
     assert f"{card['metrics']['test']['accuracy'] * 100:.1f} %" in page
     assert card["training_data"]["manifest_sha256"] in page
+    validation, test = card["metrics"]["validation"], card["metrics"]["test"]
+    surest = [f"{m['accuracy_at_coverage']['0.9'] * 100:.1f} %" for m in (validation, test)]
+    assert f"Accuracy on the surest 90 % of cells {surest[0]} {surest[1]}" in page
+    assert f"{test['sensitivity_at_specificity_0995'] * 100:.1f} %" in page
     assert "not a diagnosis" in page
     assert f"Model {card['version']}" in page, "the footer names the served model"
 
@@ -306,3 +310,11 @@ def test_probabilities_are_never_rounded_to_certainty():
     assert percent(1.0, 0) == "100 %"
     assert percent(0.0, 1) == "0.0 %"
     assert percent(None) == "—"
+
+
+def test_cards_written_before_issue_9_show_a_dash_for_its_figures():
+    from diagnostics.templatetags.lab_format import at_coverage, percent
+
+    assert percent(at_coverage({"accuracy_at_coverage": {"0.9": 0.9876}}, "0.9")) == "98.8 %"
+    assert percent(at_coverage({"accuracy": 0.97}, "0.9")) == "—"
+    assert percent(at_coverage(None, "0.9")) == "—"

@@ -20,3 +20,9 @@ def percent(fraction, digits: int = 1) -> str:
     if 100 - smallest < value < 100:
         return f"> {100 - smallest:.{digits}f} %"
     return f"{value:.{digits}f} %"
+
+
+@register.filter
+def at_coverage(metrics, coverage: str):
+    """A card's accuracy on the surest share of cells ('0.9': the surest 90 %); None where the card predates it."""
+    return (metrics or {}).get("accuracy_at_coverage", {}).get(str(coverage))
