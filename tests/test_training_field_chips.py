@@ -81,6 +81,22 @@ def test_field_threshold_is_the_most_sensitive_one_that_keeps_the_specificity(sp
     assert int((negatives >= next_lower).sum()) > 8000 * (1 - specificity)
 
 
+@pytest.mark.parametrize("choose", ["balanced", "specificity"])
+def test_thresholds_sit_between_cells_so_float_noise_cannot_flip_a_call(choose):
+    from worker.training.calibration import choose_threshold
+
+    rng = np.random.default_rng(11)
+    probabilities = np.concatenate([rng.beta(1, 8, 3000), rng.beta(5, 2, 300)])
+    labels = np.concatenate([np.zeros(3000), np.ones(300)])
+    pick = choose_threshold if choose == "balanced" else lambda p, y: threshold_for_specificity(p, y, 0.995)
+    threshold = pick(probabilities, labels)
+    assert np.abs(probabilities - threshold).min() > 1e-6
+    for noise in (-1e-7, 1e-7):  # what exporting to LiteRT does to a probability
+        noisy = probabilities + noise
+        np.testing.assert_array_equal(noisy >= pick(noisy, labels), probabilities >= threshold)
+        np.testing.assert_array_equal(noisy >= threshold, probabilities >= threshold)
+
+
 def test_field_threshold_edge_cases():
     assert threshold_for_specificity(np.array([0.2, 0.9]), np.array([0, 1]), 0.0) == 0.0
     only_negatives = threshold_for_specificity(np.array([0.1, 0.2, 0.3]), np.array([0, 0, 0]), 1.0)

@@ -42,7 +42,12 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
         # Ties go to the threshold nearest 0.5, which keeps the calibrated meaning simple.
         if score > best_score + 1e-12 or (abs(score - best_score) <= 1e-12 and abs(threshold - 0.5) < abs(best - 0.5)):
             best, best_score = float(threshold), score
-    return best
+    lower = probabilities[probabilities < best]
+    if best not in probabilities or lower.size == 0:
+        return best
+    # The best threshold is a cell's own probability; move it halfway down to the next one (same calls),
+    # off the cell, where float noise between runtimes cannot flip it.
+    return halfway_above(probabilities, float(lower.max()))
 
 
 def choose_uncertain_band(
@@ -78,7 +83,18 @@ def threshold_for_specificity(probabilities: np.ndarray, labels: np.ndarray, spe
     if allowed >= len(negatives):
         return 0.0
     # Everything strictly above the (allowed+1)-th highest negative: at most `allowed` negatives are >= it.
-    return float(np.nextafter(negatives[len(negatives) - allowed - 1], np.inf))
+    boundary = negatives[len(negatives) - allowed - 1]
+    return halfway_above(np.asarray(probabilities), boundary)
+
+
+def halfway_above(probabilities: np.ndarray, boundary: float) -> float:
+    """A threshold just above `boundary`: halfway to the next higher probability, so it calls these cells as
+    any threshold in that gap would, and the float noise between runtimes (LiteRT and Keras differ by about
+    1e-7) cannot carry a validation cell across it, as one float step above `boundary` would."""
+    higher = probabilities[probabilities > boundary]
+    if higher.size == 0:
+        return float(np.nextafter(boundary, np.inf))
+    return float((boundary + higher.min()) / 2)
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
