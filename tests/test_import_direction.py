@@ -54,3 +54,14 @@ def test_the_serving_package_is_pure():
     modules = modules_after(IMPORT_ALL_SERVING)
     assert {"worker.serving.engine", "worker.serving.results", "worker.serving.gradcam"} <= modules
     assert loaded(modules, TRAINING_ONLY + ["django", "celery", "diagnostics", "accounts"]) == []
+
+
+def test_the_web_process_does_not_load_opencv():
+    # The engine decodes PNGs with OpenCV; pages and uploads only need Pillow, and OpenCV's libraries would
+    # add to every web process's memory for nothing.
+    modules = modules_after(
+        "import malaria_site.wsgi\nimport malaria_site.urls\n"
+        "from django.urls import get_resolver; get_resolver().url_patterns\n"
+    )
+    assert {"malaria_site.urls", "diagnostics.uploads", "worker.serving.preprocessing"} <= modules
+    assert loaded(modules, ["cv2"]) == []

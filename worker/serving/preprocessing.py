@@ -11,7 +11,6 @@ import struct
 import warnings
 import zlib
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -114,6 +113,8 @@ def decode_plain_png(data: bytes) -> np.ndarray | None:
         offset += 12 + length
     else:
         return None
+    import cv2  # here, not at the top: the web process imports this module for MAX_PIXELS and decodes nothing
+
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
     if pixels is None or pixels.shape[:2] != (height, width):
         return None  # damaged: Pillow gives the error its wording
