@@ -49,13 +49,11 @@ def test_heatmap_of_garbage_is_a_typed_error():
 def test_served_activation_map_is_grad_cam(cell_path):
     """The served map equals Grad-CAM computed with gradients in TensorFlow on the Keras weights."""
     tf = pytest.importorskip("tensorflow")
-    from worker.training.architecture import LAST_CONV, build_model
+    from worker.training.architecture import LAST_CONV, trained_model
 
     classifier = get_classifier()
     card = classifier.card
-    arch = card.data["architecture"]
-    model = build_model(size=card.input_size, stem=arch["stem"], stages=tuple(map(tuple, arch["stages"])))
-    model.load_weights(card.file("weights"))
+    model = trained_model(card)
     array = prepare_cell(cell_path.read_bytes(), card.input_size)
     probe = tf.keras.Model(model.input, [model.get_layer(LAST_CONV).output, model.output])
     with tf.GradientTape() as tape:

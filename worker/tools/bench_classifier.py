@@ -73,16 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # The seed's way: a Keras model, one model.predict call per uploaded image.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from worker.training.architecture import build_model
+    from worker.training.architecture import trained_model
 
-    architecture = card.data["architecture"]
-    model = build_model(
-        size=card.input_size,
-        stem=architecture["stem"],
-        stages=tuple(map(tuple, architecture["stages"])),
-        dropout=architecture["dropout"],
-    )
-    model.load_weights(card.file("weights"))
+    model = trained_model(card)
     naive = pngs[: args.naive]
     model.predict(prepare_cell(naive[0], card.input_size)[None], verbose=0)
     started = time.perf_counter()

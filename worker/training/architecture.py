@@ -42,3 +42,16 @@ def build_model(
     x = layers.Dropout(dropout, seed=seed)(x)
     logits = layers.Dense(1, name="logit", kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
     return keras.Model(inputs, logits, name="malaria_cell_cnn")
+
+
+def trained_model(card):
+    """The Keras network a model card (worker.serving.model_card.ModelCard) describes, with its trained weights."""
+    architecture = card.data["architecture"]
+    model = build_model(
+        size=card.input_size,
+        stem=architecture["stem"],
+        stages=tuple(tuple(stage) for stage in architecture["stages"]),
+        dropout=architecture["dropout"],
+    )
+    model.load_weights(card.file("weights"))
+    return model

@@ -65,7 +65,7 @@ def export_command(args: argparse.Namespace) -> dict:
     """Re-export the weights of args.model to args.out with this module's settings and a new card."""
     from worker.serving.engine import LiteRTNetwork
     from worker.serving.model_card import load_model_card, write_model_card
-    from worker.training.architecture import build_model
+    from worker.training.architecture import trained_model
     from worker.training.card_figures import development_data_for
     from worker.training.train import calibrate_and_measure, card_summary
 
@@ -76,14 +76,7 @@ def export_command(args: argparse.Namespace) -> dict:
         raise SystemExit(f"{out} is not empty: export writes a new model folder")
     out.mkdir(parents=True, exist_ok=True)
     development = development_data_for(source, args.data, args.fields)
-    architecture = source.data["architecture"]
-    model = build_model(
-        size=source.input_size,
-        stem=architecture["stem"],
-        stages=tuple(tuple(stage) for stage in architecture["stages"]),
-        dropout=architecture["dropout"],
-    )
-    model.load_weights(source.file("weights"))
+    model = trained_model(source)
     names = {role: entry["name"] for role, entry in source.data["files"].items()}
     shutil.copyfile(source.file("weights"), out / names["weights"])
     export_litert(model, out / names["tflite"], int8_weights=args.int8_weights)
