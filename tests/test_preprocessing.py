@@ -113,8 +113,22 @@ def png_kinds() -> dict[str, tuple[bytes, bool]]:
         image.save(buffer, format="PNG", **options)
         return buffer.getvalue()
 
+    def with_ancillary_chunks(data: bytes) -> bytes:
+        # Significant bits, gamma and an ICC profile: decoders that honoured them would change the pixels.
+        chunks = [
+            (b"sBIT", b"\x05\x05\x05"),
+            (b"gAMA", struct.pack(">I", 100000)),
+            (b"iCCP", b"x\0\0" + zlib.compress(b"icc")),
+        ]
+        extra = b"".join(
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+            for kind, body in chunks
+        )
+        return data[:33] + extra + data[33:]
+
     return {
         "rgb": (png(rgb), True),
+        "rgb-ancillary-chunks": (with_ancillary_chunks(png(rgb)), True),
         "rgb-uncompressed": (png(rgb, compress_level=0), True),
         "rgb-optimized": (png(rgb, optimize=True), True),
         "grey": (png(rgb.convert("L")), True),
