@@ -1,8 +1,9 @@
 """The inference engine: encoded cell images in, calibrated classifications out.
 
 Pure: no ORM, no Celery. One engine per process, created on first use (in a Celery worker that is after
-the fork). It runs the card's LiteRT model, decodes and preprocesses on a small thread pool (Pillow
-releases the GIL while decoding) and classifies in fixed-size batches.
+the fork). It runs the card's LiteRT model, decodes and preprocesses on a small thread pool (OpenCV for
+plain PNGs and Pillow for the rest both release the GIL while decoding) and classifies in fixed-size
+batches.
 """
 
 from __future__ import annotations
